@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Installs everything the tests need beyond Rust and Go themselves:
+#   - Debian packages: skopeo, umoci, jq, curl (apt-get, only when missing)
+#   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
+#     suite and the oras CLI, built once and cached outside the clone at
+#     ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/<tool>-<version>/<tool>
+#
+# Idempotent: a second run finds everything in place and does nothing.
+# Quiet on success (set BERTH_TOOLS_VERBOSE=1 to see progress); on failure it
+# prints the failing step's full log and exits non-zero.
+#
+# Usage:
+#   tests/tools/install.sh          install (or verify) everything
+#   tests/tools/install.sh --env    same, then print shell `export` lines on
+#                                   stdout (PATH with the tool dirs,
+#                                   BERTH_CONFORMANCE_BIN, BERTH_ORAS_BIN), for
+#                                   `eval "$(tests/tools/install.sh --env)"`
+#   tests/tools/install.sh --paths  print those export lines without installing
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache="${BERTH_TOOL_CACHE:-${HOME:-/root}/.cache/berth-tools}"
+conformance_dir="$cache/conformance-$CONFORMANCE_VERSION"
+oras_dir="$cache/oras-$ORAS_VERSION"
+
+mode="install"
+case "${1:-}" in
+"") ;;
+--env) mode="env" ;;
+--paths) mode="paths" ;;
+*)
+	echo "usage: $0 [--env|--paths]" >&2
+	exit 2
+	;;
+esac
+
+print_env() {
+	printf 'export PATH=%q\n' "$oras_dir:$conformance_dir:$PATH"
+	printf 'export BERTH_CONFORMANCE_BIN=%q\n' "$conformance_dir/conformance"
+	printf 'export BERTH_ORAS_BIN=%q\n' "$oras_dir/oras"
+}
+
+if [[ $mode == paths ]]; then
+	print_env
+	exit 0
+fi
+
+log() { if [[ ${BERTH_TOOLS_VERBOSE:-0} == 1 ]]; then echo "install.sh: $*" >&2; fi; }
+die() {
+	echo "install.sh: ERROR: $*" >&2
+	exit 1
+}
+
+# Runs a command with its output captured; on failure shows all of it.
+run_logged() {
+	local what="$1"
+	shift
+	local out
+	out="$(mktemp)"
+	if ! "$@" >"$out" 2>&1; then
+		echo "install.sh: ERROR: $what failed: $*" >&2
+		echo "----- output -----" >&2
+		cat "$out" >&2
+		echo "------------------" >&2
+		rm -f "$out"
+		exit 1
+	fi
+	if [[ ${BERTH_TOOLS_VERBOSE:-0} == 1 ]]; then cat "$out" >&2; fi
+	rm -f "$out"
+}
+
+# ---------------------------------------------------------------- apt packages
+apt_packages=(skopeo umoci jq curl ca-certificates)
+
+pkg_installed() {
+	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+install_apt() {
+	local missing=()
+	local p
+	for p in "${apt_packages[@]}"; do
+		pkg_installed "$p" || missing+=("$p")
+	done
+	if [[ ${#missing[@]} -eq 0 ]]; then
+		log "apt packages present: ${apt_packages[*]}"
+		return
+	fi
+	command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get to install them"
+	local sudo=()
+	if [[ $(id -u) -ne 0 ]]; then
+		command -v sudo >/dev/null || die "missing packages (${missing[*]}); not root and no sudo"
+		sudo=(sudo -n)
+	fi
+	log "apt-get install ${missing[*]}"
+	run_logged "apt-get update" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	run_logged "apt-get install ${missing[*]}" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${missing[@]}"
+	for p in "${missing[@]}"; do
+		pkg_installed "$p" || die "package $p still not installed after apt-get install"
+	done
+	# skopeo refuses to run without a signature policy; Debian ships one in
+	# containers-common (a dependency), but make sure.
+	if [[ ! -e /etc/containers/policy.json ]]; then
+		"${sudo[@]}" mkdir -p /etc/containers
+		echo '{"default":[{"type":"insecureAcceptAnything"}]}' | "${sudo[@]}" tee /etc/containers/policy.json >/dev/null
+	fi
+}
+
+# ------------------------------------------------------------ Go-built tools
+# go_tool NAME PACKAGE@VERSION DEST_DIR [CHECK_ARGS...]
+# Builds PACKAGE@VERSION with `go install` into a temp dir, checks it runs
+# with CHECK_ARGS (if given; the conformance binary takes no arguments and
+# would start testing a registry),
+# then moves it into DEST_DIR (atomic rename) so a half-built tool is never
+# mistaken for a cached one.
+go_tool() {
+	local name="$1" pkg="$2" dest="$3"
+	shift 3
+	if [[ -x "$dest/$name" ]]; then
+		log "$name cached at $dest"
+		return
+	fi
+	command -v go >/dev/null || die "go is not installed (needed to build $name from $pkg)"
+	mkdir -p "$cache"
+	local tmp
+	tmp="$(mktemp -d "$cache/.build-$name.XXXXXX")"
+	log "building $pkg"
+	# GOFLAGS from the environment could carry -mod=vendor etc.; build a
+	# module-mode install of exactly the pinned version. CGO off: static
+	# binaries that keep working whatever libc the machine gets later.
+	run_logged "go install $pkg" env GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+		nice -n 10 go install -trimpath -ldflags "-s -w $GO_LDFLAGS" "$pkg"
+	[[ -x "$tmp/$name" ]] || die "go install $pkg produced no $name binary"
+	if [[ $# -gt 0 ]]; then
+		run_logged "$name smoke check" "$tmp/$name" "$@"
+	fi
+	rm -rf "$dest"
+	mv -T "$tmp" "$dest"
+	echo "install.sh: built $name -> $dest/$name" >&2
+}
+
+install_go_tools() {
+	# The conformance suite reports this string as its "commit".
+	GO_LDFLAGS="-X main.Version=$CONFORMANCE_VERSION"
+	go_tool conformance "$CONFORMANCE_MODULE@$CONFORMANCE_VERSION" "$conformance_dir"
+	GO_LDFLAGS=""
+	go_tool oras "$ORAS_PACKAGE@$ORAS_VERSION" "$oras_dir" version
+}
+
+main() {
+	install_apt
+	mkdir -p "$cache"
+	# Serialise concurrent runs sharing one cache.
+	exec 9>"$cache/.lock"
+	flock 9
+	install_go_tools
+	flock -u 9
+	local c
+	for c in skopeo umoci jq curl; do
+		command -v "$c" >/dev/null || die "$c is not on PATH after installing"
+	done
+	[[ -x "$conformance_dir/conformance" ]] || die "conformance binary missing at $conformance_dir"
+	[[ -x "$oras_dir/oras" ]] || die "oras binary missing at $oras_dir"
+}
+
+main
+if [[ $mode == env ]]; then
+	print_env
+fi
