@@ -7,6 +7,7 @@
 #   junit.xml, report.html, results.yaml  (written by the suite)
 #   output.txt                            (the suite's full console report)
 #   server.log                            (the registry's log for this run)
+#   summary.txt                           (the closing count line)
 #
 # Exit status: 0 only if the suite ran, executed at least one check, and no
 # check failed or errored.
@@ -81,7 +82,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$results"
-rm -f "$results"/{junit.xml,report.html,results.yaml,output.txt,server.log}
+rm -f "$results"/{junit.xml,report.html,results.yaml,output.txt,server.log,summary.txt}
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -309,7 +310,7 @@ if [[ -n $server_died ]]; then
 fi
 
 failed=$((n_fail + n_err))
-echo "conformance: $n_pass passed, $failed failed, $n_skip skipped"
+echo "conformance: $n_pass passed, $failed failed, $n_skip skipped" | tee "$results/summary.txt"
 
 if ((n_total == 0)); then
 	die "the suite executed no checks"
