@@ -54,13 +54,24 @@ die() {
 	exit 1
 }
 
-# Runs a command with its output captured; on failure shows all of it.
+# Runs a command with its output captured, up to 3 times (package registries
+# have transient failures); on final failure shows all of its output.
 run_logged() {
 	local what="$1"
 	shift
-	local out
+	local out attempt ok=""
 	out="$(mktemp)"
-	if ! "$@" >"$out" 2>&1; then
+	for attempt in 1 2 3; do
+		if "$@" >"$out" 2>&1; then
+			ok=1
+			break
+		fi
+		if ((attempt < 3)); then
+			echo "install.sh: $what failed (attempt $attempt), retrying" >&2
+			sleep $((attempt * 5))
+		fi
+	done
+	if [[ -z $ok ]]; then
 		echo "install.sh: ERROR: $what failed: $*" >&2
 		echo "----- output -----" >&2
 		cat "$out" >&2
@@ -102,6 +113,7 @@ install_apt() {
 	for p in "${missing[@]}"; do
 		pkg_installed "$p" || die "package $p still not installed after apt-get install"
 	done
+	echo "install.sh: installed ${missing[*]} (apt)" >&2
 	# skopeo refuses to run without a signature policy; Debian ships one in
 	# containers-common (a dependency), but make sure.
 	if [[ ! -e /etc/containers/policy.json ]]; then
