@@ -1,0 +1,146 @@
+//! Every failure a client can see, as the distribution spec's error JSON:
+//! `{"errors":[{"code","message","detail"}]}` with the spec's code and status.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::meta::MetaError;
+use crate::storage::StorageError;
+
+/// The spec's error codes, plus the few distribution added that clients know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unsupported,
+    PaginationNumberInvalid,
+    RangeInvalid,
+    Unknown,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BlobUnknown => "BLOB_UNKNOWN",
+            Code::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            Code::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            Code::DigestInvalid => "DIGEST_INVALID",
+            Code::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            Code::ManifestInvalid => "MANIFEST_INVALID",
+            Code::ManifestUnknown => "MANIFEST_UNKNOWN",
+            Code::NameInvalid => "NAME_INVALID",
+            Code::NameUnknown => "NAME_UNKNOWN",
+            Code::SizeInvalid => "SIZE_INVALID",
+            Code::Unsupported => "UNSUPPORTED",
+            Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
+            Code::RangeInvalid => "RANGE_INVALID",
+            Code::Unknown => "UNKNOWN",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Code::BlobUnknown
+            | Code::BlobUploadUnknown
+            | Code::ManifestUnknown
+            | Code::NameUnknown => StatusCode::NOT_FOUND,
+            Code::BlobUploadInvalid
+            | Code::DigestInvalid
+            | Code::ManifestBlobUnknown
+            | Code::ManifestInvalid
+            | Code::NameInvalid
+            | Code::SizeInvalid
+            | Code::PaginationNumberInvalid => StatusCode::BAD_REQUEST,
+            Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error response. Internal failures are logged in full and reported to
+/// the client without detail.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub status: StatusCode,
+    pub message: String,
+    /// Extra headers, e.g. `Range` on a 416 so the client can resume.
+    pub range: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status: code.status(),
+            message: message.into(),
+            range: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %what, "internal error");
+        Self::new(Code::Unknown, "internal server error; see the registry log")
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+impl From<MetaError> for ApiError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::BlobUnknown(d) => Self::new(
+                Code::ManifestBlobUnknown,
+                format!("blob {d} referenced by the manifest is not in this repository"),
+            ),
+            MetaError::ManifestUnknown(d) => Self::new(
+                Code::ManifestBlobUnknown,
+                format!("manifest {d} referenced by the index is not in this repository"),
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::DigestMismatch { expected, actual } => Self::new(
+                Code::DigestInvalid,
+                format!("uploaded content has digest {actual}, not {expected}"),
+            ),
+            StorageError::Body(msg) => Self::new(
+                Code::BlobUploadInvalid,
+                format!("request body could not be read: {msg}"),
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"errors": [{"code": self.code.as_str(), "message": self.message, "detail": null}]});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(range) = self.range.and_then(|r| HeaderValue::from_str(&r).ok()) {
+            response.headers_mut().insert("range", range);
+        }
+        response
+    }
+}

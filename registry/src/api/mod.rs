@@ -1,0 +1,234 @@
+//! The HTTP API: the distribution spec's endpoints, one file per area.
+//! Handlers parse requests and shape responses; they hold no SQL and no
+//! paths, only calls into [`MetaStore`] and [`BlobStore`].
+
+mod blobs;
+mod catalog;
+pub mod errors;
+mod manifests;
+mod referrers;
+pub mod route;
+mod tags;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::meta::MetaStore;
+use crate::storage::BlobStore;
+use errors::{ApiError, ApiResult, Code};
+use route::Route;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub meta: Arc<dyn MetaStore>,
+    pub blobs: BlobStore,
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/v2", any(version_check))
+        .route("/v2/", any(version_check))
+        .route("/v2/{*rest}", any(dispatch))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .layer(middleware::from_fn(api_version_header))
+        .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn api_version_header(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+async fn version_check(method: Method) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        ([("content-type", "application/json")], "{}").into_response()
+    } else {
+        method_not_allowed(&method).into_response()
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.meta.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata store unreachable",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        Code::Unsupported,
+        format!("method {method} is not supported here"),
+    )
+}
+
+/// Query parameters, in order, repeated keys kept (`?tag=a&tag=b`).
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<&str>) -> Self {
+        Params(
+            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Everything a handler may need from the request.
+pub struct Req {
+    pub method: Method,
+    pub params: Params,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl Req {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let req = Req {
+        method,
+        params: Params::parse(query.as_deref()),
+        headers,
+        body,
+    };
+    let result = match route::parse(&rest) {
+        Ok(route) => handle(&state, route, req).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(state: &AppState, route: Route, req: Req) -> ApiResult {
+    let m = &req.method;
+    match route {
+        Route::Catalog if m == Method::GET => catalog::list(state, req).await,
+        Route::Tags { name } if m == Method::GET => tags::list(state, &name, req).await,
+        Route::Manifest { name, reference } => match *m {
+            Method::GET | Method::HEAD => manifests::get(state, &name, &reference, req).await,
+            Method::PUT => manifests::put(state, &name, &reference, req).await,
+            Method::DELETE => manifests::delete(state, &name, &reference).await,
+            _ => Err(method_not_allowed(m)),
+        },
+        Route::Blob { name, digest } => match *m {
+            Method::GET | Method::HEAD => blobs::get(state, &name, &digest, req).await,
+            Method::DELETE => blobs::delete(state, &name, &digest).await,
+            _ => Err(method_not_allowed(m)),
+        },
+        Route::Uploads { name } if m == Method::POST => uploads::start(state, &name, req).await,
+        Route::Upload { name, id } => match *m {
+            Method::GET => uploads::status(state, &name, &id).await,
+            Method::PATCH => uploads::patch(state, &name, &id, req).await,
+            Method::PUT => uploads::finish(state, &name, &id, req).await,
+            Method::DELETE => uploads::cancel(state, &name, &id).await,
+            _ => Err(method_not_allowed(m)),
+        },
+        Route::Referrers { name, digest } if m == Method::GET => {
+            referrers::list(state, &name, &digest, req).await
+        }
+        _ => Err(method_not_allowed(m)),
+    }
+}
+
+/// A header value from a string we built (digests, names, numbers: always ASCII).
+pub fn hv(s: impl AsRef<str>) -> HeaderValue {
+    HeaderValue::from_str(s.as_ref()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Parses `n` and `last` for the paginated listings.
+pub fn pagination(params: &Params) -> ApiResult<(Option<u32>, Option<String>)> {
+    let n = match params.get("n") {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<u32>().map_err(|_| {
+            ApiError::new(
+                Code::PaginationNumberInvalid,
+                format!("n must be a non-negative integer, not `{v}`"),
+            )
+        })?),
+    };
+    Ok((
+        n,
+        params
+            .get("last")
+            .filter(|l| !l.is_empty())
+            .map(str::to_string),
+    ))
+}
+
+/// The `Link` header pointing at the next page.
+pub fn next_link(path: &str, n: u32, last: &str) -> HeaderValue {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("n", &n.to_string())
+        .append_pair("last", last)
+        .finish();
+    hv(format!("<{path}?{query}>; rel=\"next\""))
+}
+
+/// Fetches one more than a page to know whether another page follows.
+pub fn page<T>(mut items: Vec<T>, n: Option<u32>) -> (Vec<T>, bool) {
+    match n {
+        Some(n) if items.len() > n as usize => {
+            items.truncate(n as usize);
+            (items, true)
+        }
+        _ => (items, false),
+    }
+}

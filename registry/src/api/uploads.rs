@@ -1,0 +1,266 @@
+//! Blob uploads: `POST .../blobs/uploads/` (session, single-POST monolithic,
+//! cross-repository mount), `PATCH` (chunked with `Content-Range`, or
+//! streamed), `PUT ?digest=` to finish, `GET` for status, `DELETE` to cancel.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::blobs::parse_digest;
+use super::errors::{ApiError, ApiResult, Code};
+use super::{AppState, Req, hv};
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::meta::{NewPart, Upload};
+use crate::names::is_valid_name;
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// `Range` as upload responses report it: the bytes received so far.
+fn received_range(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn accepted(name: &str, id: &str, size: u64, status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    headers.insert("location", hv(upload_location(name, id)));
+    headers.insert("range", hv(received_range(size)));
+    headers.insert("docker-upload-uuid", hv(id));
+    headers.insert("content-length", hv("0"));
+    response
+}
+
+fn created(name: &str, digest: &Digest) -> Response {
+    let mut response = StatusCode::CREATED.into_response();
+    let headers = response.headers_mut();
+    headers.insert("location", hv(format!("/v2/{name}/blobs/{digest}")));
+    headers.insert("docker-content-digest", hv(digest.to_string()));
+    headers.insert("content-length", hv("0"));
+    response
+}
+
+async fn load(state: &AppState, name: &str, id: &str) -> ApiResult<Upload> {
+    match state.meta.upload(id).await? {
+        Some(u) if u.repository == name => Ok(u),
+        _ => Err(ApiError::new(
+            Code::BlobUploadUnknown,
+            format!("upload `{id}` is not in progress for repository `{name}`"),
+        )),
+    }
+}
+
+/// Removes an upload's session, then its data (an orphaned part is swept
+/// later; a session without its parts would not be).
+async fn discard(state: &AppState, id: &str) -> ApiResult<()> {
+    state.meta.delete_upload(id).await?;
+    state.blobs.delete_upload(id).await?;
+    Ok(())
+}
+
+/// Parses `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`).
+fn content_range(req: &Req) -> ApiResult<Option<(u64, u64)>> {
+    let Some(value) = req.header("content-range") else {
+        return Ok(None);
+    };
+    let spec = value.trim().trim_start_matches("bytes").trim();
+    let spec = spec.split('/').next().unwrap_or("");
+    let parsed = spec
+        .split_once('-')
+        .and_then(|(s, e)| Some((s.trim().parse::<u64>().ok()?, e.trim().parse::<u64>().ok()?)))
+        .filter(|(s, e)| s <= e);
+    match parsed {
+        Some(range) => Ok(Some(range)),
+        None => Err(ApiError::new(
+            Code::RangeInvalid,
+            format!("Content-Range `{value}` is not of the form <start>-<end>"),
+        )),
+    }
+}
+
+/// Streams the request body into the upload as its next part. Returns the
+/// upload's new size.
+async fn append(state: &AppState, upload: &Upload, req: Req) -> ApiResult<u64> {
+    let range = content_range(&req)?;
+    if let Some((start, _)) = range {
+        if start != upload.size {
+            let mut e = ApiError::new(
+                Code::RangeInvalid,
+                format!(
+                    "chunk starts at {start} but the upload has {} bytes",
+                    upload.size
+                ),
+            );
+            e.range = Some(received_range(upload.size));
+            return Err(e);
+        }
+    }
+
+    let mut hasher = match (&upload.hash_state, upload.size) {
+        (_, 0) => Some(Hasher::new(Algorithm::Sha256)),
+        (Some(state), _) => Hasher::sha256_from_state(state),
+        (None, _) => None,
+    };
+    let part = format!("{:020}-{}", upload.size, uuid::Uuid::new_v4().simple());
+    let body = req.body.into_data_stream();
+    let written = state
+        .blobs
+        .write_part(&upload.id, &part, body, hasher.as_mut())
+        .await?;
+
+    let rejected = match range {
+        Some((start, end)) if written != end - start + 1 => Some(ApiError::new(
+            Code::SizeInvalid,
+            format!(
+                "Content-Range announced {} bytes, body had {written}",
+                end - start + 1
+            ),
+        )),
+        _ if written == 0 => None,
+        _ => {
+            let new_part = NewPart {
+                name: &part,
+                size: written,
+                hash_state: hasher.as_ref().and_then(Hasher::to_state),
+            };
+            if state
+                .meta
+                .append_upload_part(&upload.id, upload.size, new_part)
+                .await?
+            {
+                return Ok(upload.size + written);
+            }
+            let mut e = ApiError::new(
+                Code::RangeInvalid,
+                "another request appended to this upload first",
+            );
+            e.range = Some(received_range(upload.size));
+            Some(e)
+        }
+    };
+    // Nothing recorded: drop the part object again.
+    state.blobs.delete_upload_part(&upload.id, &part).await?;
+    match rejected {
+        Some(e) => Err(e),
+        None => Ok(upload.size),
+    }
+}
+
+/// Verifies and publishes an upload's bytes as `digest`, links it into the
+/// repository and removes the session.
+async fn commit(state: &AppState, name: &str, upload: &Upload, digest: &Digest) -> ApiResult {
+    let hashed = match (digest.algorithm(), upload.size, &upload.hash_state) {
+        (alg, 0, _) => Some(Digest::of(alg, b"")),
+        (Algorithm::Sha256, _, Some(s)) => Hasher::sha256_from_state(s).map(Hasher::finish),
+        _ => None,
+    };
+    let known_size = match &hashed {
+        Some(h) if h == digest => state.meta.blob(digest).await?,
+        _ => None,
+    };
+    let size = match known_size {
+        // Same bytes already stored: no need to publish them again.
+        Some(size) => size,
+        None => match state
+            .blobs
+            .commit_upload(&upload.id, &upload.parts, digest, hashed)
+            .await
+        {
+            Ok(size) => size,
+            Err(e) => {
+                discard(state, &upload.id).await?;
+                return Err(e.into());
+            }
+        },
+    };
+    state.meta.link_blob(name, digest, size).await?;
+    discard(state, &upload.id).await?;
+    Ok(created(name, digest))
+}
+
+pub async fn start(state: &AppState, name: &str, req: Req) -> ApiResult {
+    if let Some(mount) = req.params.get("mount") {
+        let digest = parse_digest(mount)?;
+        let source = match req.params.get("from") {
+            Some(from) if !is_valid_name(from) => {
+                return Err(ApiError::new(
+                    Code::NameInvalid,
+                    format!("invalid repository name `{from}`"),
+                ));
+            }
+            Some(from) => state.meta.repository_blob(from, &digest).await?.is_some(),
+            // Automatic mount (spec 1.1): any repository may hold it.
+            None => state.meta.blob(&digest).await?.is_some(),
+        };
+        if source && state.meta.mount_blob(name, &digest).await? {
+            return Ok(created(name, &digest));
+        }
+        // Not mountable: fall back to a new upload session, as the spec says.
+    } else if let Some(digest) = req.params.get("digest") {
+        return monolithic(state, name, parse_digest(digest)?, req).await;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    state.meta.create_upload(name, &id).await?;
+    Ok(accepted(name, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// `POST ?digest=` with the whole blob as body.
+async fn monolithic(state: &AppState, name: &str, digest: Digest, req: Req) -> ApiResult {
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut hasher = Hasher::new(digest.algorithm());
+    let body = req.body.into_data_stream();
+    let result = async {
+        state
+            .blobs
+            .write_part(&id, "0", body, Some(&mut hasher))
+            .await?;
+        state
+            .blobs
+            .commit_upload(&id, &["0".to_string()], &digest, Some(hasher.finish()))
+            .await
+    }
+    .await;
+    state.blobs.delete_upload(&id).await?;
+    let size = result?;
+    state.meta.link_blob(name, &digest, size).await?;
+    Ok(created(name, &digest))
+}
+
+pub async fn patch(state: &AppState, name: &str, id: &str, req: Req) -> ApiResult {
+    let upload = load(state, name, id).await?;
+    let size = append(state, &upload, req).await?;
+    Ok(accepted(name, id, size, StatusCode::ACCEPTED))
+}
+
+pub async fn finish(state: &AppState, name: &str, id: &str, req: Req) -> ApiResult {
+    let digest = match req.params.get("digest") {
+        Some(d) => parse_digest(d)?,
+        None => {
+            return Err(ApiError::new(
+                Code::DigestInvalid,
+                "the digest query parameter is required to finish an upload",
+            ));
+        }
+    };
+    let mut upload = load(state, name, id).await?;
+    let empty_body = req
+        .header("content-length")
+        .is_some_and(|l| l.trim() == "0")
+        || (req.header("content-length").is_none() && req.header("transfer-encoding").is_none());
+    if !empty_body {
+        append(state, &upload, req).await?;
+        upload = load(state, name, id).await?;
+    }
+    commit(state, name, &upload, &digest).await
+}
+
+pub async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
+    let upload = load(state, name, id).await?;
+    Ok(accepted(name, id, upload.size, StatusCode::NO_CONTENT))
+}
+
+pub async fn cancel(state: &AppState, name: &str, id: &str) -> ApiResult {
+    load(state, name, id).await?;
+    discard(state, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

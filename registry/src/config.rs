@@ -1,0 +1,151 @@
+//! Configuration: one YAML file, `BERTH_*` environment variables and flags,
+//! in rising order of precedence (clap resolves flag over env; this module
+//! lays the result over the file and the defaults).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+pub const DEFAULT_DATA_DIR: &str = "./berth-data";
+const DEFAULT_UPLOAD_EXPIRY_SECONDS: u64 = 24 * 60 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: field `{field}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Blobs on the local filesystem under the data directory.
+    Filesystem,
+    /// Blobs and metadata in memory, lost on exit (tests, demos).
+    Memory,
+}
+
+/// The config file as written: every field optional, unknown fields refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub storage: Option<StorageBackend>,
+    pub log_format: Option<LogFormat>,
+    pub upload_expiry_seconds: Option<u64>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub storage: StorageBackend,
+    pub log_format: LogFormat,
+    /// Upload sessions untouched for this long are removed with their data.
+    pub upload_expiry: Duration,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field: if field == "." {
+                    "(top level)".into()
+                } else {
+                    field
+                },
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// Lays `over` (flags and environment) over this file and the defaults.
+    pub fn resolve(self, over: FileConfig) -> Config {
+        Config {
+            listen: over
+                .listen
+                .or(self.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            data_dir: over
+                .data_dir
+                .or(self.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            storage: over
+                .storage
+                .or(self.storage)
+                .unwrap_or(StorageBackend::Filesystem),
+            log_format: over
+                .log_format
+                .or(self.log_format)
+                .unwrap_or(LogFormat::Text),
+            upload_expiry: Duration::from_secs(
+                over.upload_expiry_seconds
+                    .or(self.upload_expiry_seconds)
+                    .unwrap_or(DEFAULT_UPLOAD_EXPIRY_SECONDS),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_errors() {
+        let file = FileConfig::parse(
+            "listen: 0.0.0.0:6000\ndata_dir: /tmp/x\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let over = FileConfig {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = file.resolve(over);
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.storage, StorageBackend::Filesystem);
+
+        let err = FileConfig::parse("listen: nope\n", Path::new("c.yaml")).unwrap_err();
+        assert!(err.to_string().contains("field `listen`"), "{err}");
+        let err = FileConfig::parse("lisen: 1\n", Path::new("c.yaml")).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

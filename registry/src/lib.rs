@@ -1,0 +1,13 @@
+//! Berth: an OCI distribution registry.
+//!
+//! Requests flow one way: [`api`] (HTTP) -> [`meta`] (metadata, SQL) and
+//! [`storage`] (blob bytes, `object_store`). See DESIGN.md for the map.
+
+pub mod api;
+pub mod config;
+pub mod digest;
+pub mod manifest;
+pub mod meta;
+pub mod names;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,115 @@
+//! The `berth` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_registry::config::{FileConfig, LogFormat, StorageBackend};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "Berth: an OCI distribution registry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OCI distribution API.
+    ///
+    /// Settings come from the config file, then BERTH_* environment
+    /// variables, then flags; later ones win.
+    Serve(ServeArgs),
+    /// Validate a config file and print the effective configuration.
+    CheckConfig {
+        /// The YAML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// YAML config file (fields: listen, data_dir, storage, log_format, upload_expiry_seconds).
+    #[arg(long, env = "BERTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long, env = "BERTH_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for blobs and metadata [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where blobs and metadata live [default: filesystem].
+    #[arg(long, env = "BERTH_STORAGE", value_enum)]
+    storage: Option<StorageBackend>,
+    /// Log line format [default: text].
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Idle upload sessions are removed after this many seconds [default: 86400].
+    #[arg(long, env = "BERTH_UPLOAD_EXPIRY_SECONDS")]
+    upload_expiry_seconds: Option<u64>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match FileConfig::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{file}: ok\n{:#?}",
+                    c.resolve(FileConfig::default()),
+                    file = file.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(args) => {
+            let file = match args.config.as_deref().map(FileConfig::load).transpose() {
+                Ok(f) => f.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = file.resolve(FileConfig {
+                listen: args.listen,
+                data_dir: args.data_dir,
+                storage: args.storage,
+                log_format: args.log_format,
+                upload_expiry_seconds: args.upload_expiry_seconds,
+            });
+            init_logging(config.log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(berth_registry::server::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "berth stopped");
+                    eprintln!("berth: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `berth serve`: opens the stores, starts maintenance tasks and serves HTTP
+//! until SIGINT/SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, StorageBackend};
+use crate::meta::{MetaStore, SqliteMeta, now_ms};
+use crate::storage::BlobStore;
+
+/// Opens the stores the configuration names.
+pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
+    let (meta, blobs): (Arc<dyn MetaStore>, BlobStore) = match config.storage {
+        StorageBackend::Filesystem => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let meta = SqliteMeta::open(&config.data_dir.join("metadata.db")).await?;
+            (
+                Arc::new(meta),
+                BlobStore::local(&config.data_dir.join("storage"))?,
+            )
+        }
+        StorageBackend::Memory => (Arc::new(SqliteMeta::memory().await?), BlobStore::memory()),
+    };
+    Ok(AppState { meta, blobs })
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let state = open_state(&config).await?;
+    tokio::spawn(expire_uploads(state.clone(), config.upload_expiry));
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        storage = ?config.storage,
+        "berth is serving the OCI distribution API"
+    );
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Removes upload sessions (and their data) idle for longer than `expiry`.
+async fn expire_uploads(state: AppState, expiry: Duration) {
+    let period = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let before = now_ms() - expiry.as_millis() as i64;
+        let stale = match state.meta.stale_uploads(before).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing stale uploads failed");
+                continue;
+            }
+        };
+        for id in stale {
+            let result = async {
+                state.meta.delete_upload(&id).await?;
+                state.blobs.delete_upload(&id).await?;
+                anyhow::Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => tracing::info!(upload = %id, "expired idle upload"),
+                Err(e) => tracing::warn!(upload = %id, error = %e, "expiring upload failed"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,364 @@
+//! Blob bytes, content-addressed, over `object_store`.
+//!
+//! Layout inside the store:
+//! - `blobs/<alg>/<first 2 hex>/<hex>`: committed blobs, deduplicated across repositories;
+//! - `uploads/<session id>/<part>`: the chunks of an upload in progress.
+//!
+//! A blob only appears under `blobs/` after its digest was verified, by one
+//! atomic rename (local filesystem) or copy (object stores). This module
+//! knows nothing of HTTP or of repositories.
+
+use std::ops::Range;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::digest::{Digest, Hasher};
+
+/// Read buffer when streaming blobs off a local disk.
+const READ_CHUNK: usize = 256 * 1024;
+/// Parts of a multipart write in flight at once; bounds memory per upload.
+const WRITE_CONCURRENCY: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("blob storage: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("blob storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("request body: {0}")]
+    Body(String),
+    #[error("content does not match digest {expected} (computed {actual})")]
+    DigestMismatch { expected: Digest, actual: Digest },
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A stream of blob bytes, as served to clients.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// Blobs in a directory on the local filesystem, fsynced before a write is acknowledged.
+    pub fn local(root: &FsPath) -> Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let fs = LocalFileSystem::new_with_prefix(root)?.with_fsync(true);
+        Ok(Self::new(Arc::new(fs)))
+    }
+
+    /// Blobs in memory (tests, throw-away registries).
+    pub fn memory() -> Self {
+        Self::new(Arc::new(InMemory::new()))
+    }
+
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    fn blob_path(digest: &Digest) -> Path {
+        let hex = digest.hex();
+        Path::from(format!(
+            "blobs/{}/{}/{}",
+            digest.algorithm().as_str(),
+            &hex[..2],
+            hex
+        ))
+    }
+
+    fn upload_dir(upload: &str) -> Path {
+        Path::from(format!("uploads/{upload}"))
+    }
+
+    fn part_path(upload: &str, part: &str) -> Path {
+        Path::from(format!("uploads/{upload}/{part}"))
+    }
+
+    /// Size of a committed blob, or None.
+    pub async fn size(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self.store.head(&Self::blob_path(digest)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams a committed blob, or the given byte range of it.
+    pub async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
+        let options = GetOptions {
+            range: range.clone().map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&Self::blob_path(digest), options)
+            .await?;
+        match result.payload {
+            // object_store reads local files 8 KiB at a time; larger reads
+            // keep big pulls at disk speed with fewer blocking hops.
+            GetResultPayload::File(file, _) => {
+                let range = result.range;
+                let mut file = tokio::fs::File::from_std(file);
+                file.seek(std::io::SeekFrom::Start(range.start)).await?;
+                let reader = file.take(range.end - range.start);
+                Ok(
+                    tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
+                        .map_err(StorageError::from)
+                        .boxed(),
+                )
+            }
+            GetResultPayload::Stream(s) => Ok(s.map_err(StorageError::from).boxed()),
+        }
+    }
+
+    /// Stores small content under its digest directly (used for well-known
+    /// blobs such as the empty JSON config that clients may not upload).
+    pub async fn put_small(&self, digest: &Digest, data: Bytes) -> Result<()> {
+        self.store
+            .put(&Self::blob_path(digest), PutPayload::from(data))
+            .await?;
+        Ok(())
+    }
+
+    /// Writes one chunk of an upload as its own object, feeding every byte to
+    /// `hasher`. Returns the number of bytes written. Nothing is kept in
+    /// memory beyond the multipart buffer.
+    pub async fn write_part<S, E>(
+        &self,
+        upload: &str,
+        part: &str,
+        body: S,
+        mut hasher: Option<&mut Hasher>,
+    ) -> Result<u64>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let multipart = self
+            .store
+            .put_multipart(&Self::part_path(upload, part))
+            .await?;
+        let mut writer = WriteMultipart::new(multipart);
+        let mut body = body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(StorageError::Body(e.to_string()));
+                }
+            };
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&chunk);
+            }
+            written += chunk.len() as u64;
+            if let Err(e) = writer.wait_for_capacity(WRITE_CONCURRENCY).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+            writer.put(chunk);
+        }
+        writer.finish().await?;
+        Ok(written)
+    }
+
+    /// Streams the parts of an upload in order, e.g. to hash them again.
+    fn parts_stream(&self, upload: &str, parts: &[String]) -> ByteStream {
+        let store = self.store.clone();
+        let paths: Vec<Path> = parts.iter().map(|p| Self::part_path(upload, p)).collect();
+        futures::stream::iter(paths)
+            .then(move |path| {
+                let store = store.clone();
+                async move { store.get(&path).await.map(|r| r.into_stream()) }
+            })
+            .try_flatten()
+            .map_err(StorageError::from)
+            .boxed()
+    }
+
+    /// Makes an upload's bytes the blob `expected`, after checking the digest.
+    ///
+    /// `hashed` is the digest computed while the parts were written, if it is
+    /// known for the algorithm of `expected`; otherwise the parts are read
+    /// back and hashed. A mismatch leaves the upload as it was and nothing
+    /// under `blobs/`. Returns the size of the committed blob.
+    pub async fn commit_upload(
+        &self,
+        upload: &str,
+        parts: &[String],
+        expected: &Digest,
+        hashed: Option<Digest>,
+    ) -> Result<u64> {
+        let mismatch = |actual: &Digest| StorageError::DigestMismatch {
+            expected: expected.clone(),
+            actual: actual.clone(),
+        };
+        if let Some(actual) = hashed.as_ref().filter(|a| *a != expected) {
+            return Err(mismatch(actual));
+        }
+        let target = Self::blob_path(expected);
+        // One part whose digest we know: a rename, no copy.
+        if let ([part], Some(_)) = (parts, hashed.as_ref()) {
+            let from = Self::part_path(upload, part);
+            let size = self.store.head(&from).await?.size;
+            self.store.rename(&from, &target).await?;
+            return Ok(size);
+        }
+        // Otherwise concatenate into a staging object while hashing, then rename.
+        let staging = Self::part_path(upload, "assembled");
+        let mut hasher = Hasher::new(expected.algorithm());
+        let size = self
+            .write_part(
+                upload,
+                "assembled",
+                self.parts_stream(upload, parts),
+                Some(&mut hasher),
+            )
+            .await?;
+        let actual = hasher.finish();
+        if &actual != expected {
+            let _ = self.store.delete(&staging).await;
+            return Err(mismatch(&actual));
+        }
+        self.store.rename(&staging, &target).await?;
+        Ok(size)
+    }
+
+    /// Removes one part object of an upload.
+    pub async fn delete_upload_part(&self, upload: &str, part: &str) -> Result<()> {
+        match self.store.delete(&Self::part_path(upload, part)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes whatever an upload left in the store.
+    pub async fn delete_upload(&self, upload: &str) -> Result<()> {
+        let prefix = Self::upload_dir(upload);
+        let locations = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .boxed();
+        self.store
+            .delete_stream(locations)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a committed blob (garbage collection).
+    pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        match self.store.delete(&Self::blob_path(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Algorithm;
+
+    fn body(
+        chunks: &[&'static [u8]],
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        futures::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok(Bytes::from_static(c)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    async fn read_all(store: &BlobStore, d: &Digest, range: Option<Range<u64>>) -> Vec<u8> {
+        let chunks: Vec<Bytes> = store
+            .get(d, range)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        chunks.concat()
+    }
+
+    async fn suite(store: BlobStore) {
+        let data = b"hello world";
+        let d = Digest::of(Algorithm::Sha256, data);
+        assert_eq!(store.size(&d).await.unwrap(), None);
+
+        // Two parts, committed by reading back.
+        let mut h = Hasher::new(Algorithm::Sha256);
+        assert_eq!(
+            store
+                .write_part("u1", "0", body(&[b"hello "]), Some(&mut h))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(
+            store
+                .write_part("u1", "1", body(&[b"wor", b"ld"]), Some(&mut h))
+                .await
+                .unwrap(),
+            5
+        );
+        let wrong = Digest::of(Algorithm::Sha256, b"other");
+        let parts = vec!["0".to_string(), "1".to_string()];
+        assert!(matches!(
+            store.commit_upload("u1", &parts, &wrong, None).await,
+            Err(StorageError::DigestMismatch { .. })
+        ));
+        assert_eq!(store.size(&wrong).await.unwrap(), None);
+        assert_eq!(
+            store.commit_upload("u1", &parts, &d, None).await.unwrap(),
+            11
+        );
+        store.delete_upload("u1").await.unwrap();
+        assert_eq!(store.size(&d).await.unwrap(), Some(11));
+        assert_eq!(read_all(&store, &d, None).await, data);
+        assert_eq!(read_all(&store, &d, Some(6..11)).await, b"world");
+
+        // One part with a known digest: renamed.
+        let sha512 = Digest::of(Algorithm::Sha512, data);
+        let mut h = Hasher::new(Algorithm::Sha512);
+        store
+            .write_part("u2", "0", body(&[data]), Some(&mut h))
+            .await
+            .unwrap();
+        let hashed = h.finish();
+        store
+            .commit_upload("u2", &["0".into()], &sha512, Some(hashed))
+            .await
+            .unwrap();
+        assert_eq!(read_all(&store, &sha512, None).await, data);
+
+        store.delete_blob(&d).await.unwrap();
+        assert_eq!(store.size(&d).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_backend() {
+        suite(BlobStore::memory()).await;
+    }
+
+    #[tokio::test]
+    async fn local_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        suite(BlobStore::local(dir.path()).unwrap()).await;
+    }
+}
