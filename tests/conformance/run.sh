@@ -55,11 +55,16 @@ source tests/tools/versions.env
 
 # ------------------------------------------------------------------ the server
 server_pid=""
+suite_pid=""
 data_dir=""
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance.XXXXXX")"
 
 cleanup() {
 	local rc=$?
+	if [[ -n $suite_pid ]]; then
+		kill "$suite_pid" 2>/dev/null || true
+		wait "$suite_pid" 2>/dev/null || true
+	fi
 	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
 		kill "$server_pid" 2>/dev/null || true
 		for _ in $(seq 50); do
@@ -182,17 +187,20 @@ fi
 
 # ------------------------------------------------------------------- the suite
 say "running conformance $CONFORMANCE_VERSION against $registry"
-set +e
+# In the background + wait, so that a signal to this script is handled at
+# once (bash runs traps only between foreground commands).
 (
 	cd "$work_dir" # the suite also reads ./oci-conformance.yaml; keep cwd clean
 	OCI_CONFIGURATION="$config" \
 		OCI_REGISTRY="$registry" \
 		OCI_TLS="${OCI_TLS:-disabled}" \
 		OCI_RESULTS_DIR="$results" \
-		"$conformance_bin"
-) >"$results/output.txt" 2>&1
-suite_rc=$?
-set -e
+		exec "$conformance_bin"
+) >"$results/output.txt" 2>&1 &
+suite_pid=$!
+suite_rc=0
+wait "$suite_pid" || suite_rc=$?
+suite_pid=""
 
 server_died=""
 if [[ -n $server_pid ]] && ! kill -0 "$server_pid" 2>/dev/null; then
