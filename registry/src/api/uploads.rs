@@ -41,12 +41,19 @@ fn created(name: &str, digest: &Digest) -> Response {
 }
 
 async fn load(state: &AppState, name: &str, id: &str) -> ApiResult<Upload> {
-    match state.meta.upload(id).await? {
-        Some(u) if u.repository == name => Ok(u),
-        _ => Err(ApiError::new(
+    let unknown = || {
+        ApiError::new(
             Code::BlobUploadUnknown,
             format!("upload `{id}` is not in progress for repository `{name}`"),
-        )),
+        )
+    };
+    // Session ids are UUIDs we issued; anything else never reaches the stores.
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(unknown());
+    }
+    match state.meta.upload(id).await? {
+        Some(u) if u.repository == name => Ok(u),
+        _ => Err(unknown()),
     }
 }
 

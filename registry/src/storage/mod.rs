@@ -49,6 +49,10 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The directory behind a local filesystem store: object_store leaves
+    /// empty directories and the staging files of interrupted writes behind,
+    /// which upload cleanup removes here.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl BlobStore {
@@ -56,7 +60,10 @@ impl BlobStore {
     pub fn local(root: &FsPath) -> Result<Self> {
         std::fs::create_dir_all(root)?;
         let fs = LocalFileSystem::new_with_prefix(root)?.with_fsync(true);
-        Ok(Self::new(Arc::new(fs)))
+        Ok(Self {
+            store: Arc::new(fs),
+            local_root: Some(root.canonicalize()?),
+        })
     }
 
     /// Blobs in memory (tests, throw-away registries).
@@ -65,7 +72,10 @@ impl BlobStore {
     }
 
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            local_root: None,
+        }
     }
 
     fn blob_path(digest: &Digest) -> Path {
@@ -247,6 +257,14 @@ impl BlobStore {
 
     /// Removes whatever an upload left in the store.
     pub async fn delete_upload(&self, upload: &str) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            // Upload ids are UUIDs we generated; never a path of the client's.
+            let dir = root.join("uploads").join(upload);
+            return match tokio::fs::remove_dir_all(&dir).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
         let prefix = Self::upload_dir(upload);
         let locations = self
             .store
