@@ -26,8 +26,12 @@ use crate::digest::{Digest, Hasher};
 
 /// Read buffer when streaming blobs off a local disk.
 const READ_CHUNK: usize = 256 * 1024;
-/// Parts of a multipart write in flight at once; bounds memory per upload.
+/// Parts of a multipart write in flight at once; with the part size, this
+/// bounds the memory one upload holds.
 const WRITE_CONCURRENCY: usize = 2;
+/// Part size on local disks; object stores need at least 5 MiB (S3).
+const LOCAL_PART_SIZE: usize = 1024 * 1024;
+const REMOTE_PART_SIZE: usize = 5 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -53,6 +57,7 @@ pub struct BlobStore {
     /// empty directories and the staging files of interrupted writes behind,
     /// which upload cleanup removes here.
     local_root: Option<std::path::PathBuf>,
+    part_size: usize,
 }
 
 impl BlobStore {
@@ -63,6 +68,7 @@ impl BlobStore {
         Ok(Self {
             store: Arc::new(fs),
             local_root: Some(root.canonicalize()?),
+            part_size: LOCAL_PART_SIZE,
         })
     }
 
@@ -75,6 +81,7 @@ impl BlobStore {
         Self {
             store,
             local_root: None,
+            part_size: REMOTE_PART_SIZE,
         }
     }
 
@@ -160,7 +167,7 @@ impl BlobStore {
             .store
             .put_multipart(&Self::part_path(upload, part))
             .await?;
-        let mut writer = WriteMultipart::new(multipart);
+        let mut writer = WriteMultipart::new_with_chunk_size(multipart, self.part_size);
         let mut body = body;
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {

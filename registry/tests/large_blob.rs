@@ -1,0 +1,96 @@
+//! A 1 GiB blob pushed and pulled as streams: the server's memory stays
+//! flat whatever the blob size (peak RSS, not time, is what is asserted).
+
+mod common;
+
+use common::Server;
+use futures::StreamExt;
+use reqwest::{Client, StatusCode};
+use sha2::Digest as _;
+
+const SIZE: u64 = 1 << 30;
+const CHUNK: usize = 1 << 20;
+/// How much the server's peak RSS may grow while moving 1 GiB.
+const MAX_GROWTH_KIB: u64 = 16 * 1024;
+
+/// Deterministic, incompressible-enough content generated on the fly.
+fn chunk(i: u64) -> bytes::Bytes {
+    let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut buf = Vec::with_capacity(CHUNK);
+    while buf.len() < CHUNK {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        buf.extend_from_slice(&state.to_le_bytes());
+    }
+    buf.into()
+}
+
+fn expected_digest() -> String {
+    let mut h = sha2::Sha256::new();
+    for i in 0..SIZE / CHUNK as u64 {
+        h.update(chunk(i));
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+#[tokio::test]
+async fn one_gib_push_and_pull_keep_memory_flat() {
+    let server = Server::start();
+    let http = Client::new();
+    let digest = tokio::task::spawn_blocking(expected_digest).await.unwrap();
+    let baseline = server.peak_rss_kib();
+
+    // Push: POST, one streamed PATCH, PUT ?digest= (what docker and skopeo do).
+    let r = http
+        .post(server.url("/v2/big/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let body =
+        futures::stream::iter(0..SIZE / CHUNK as u64).map(|i| Ok::<_, std::io::Error>(chunk(i)));
+    let r = http
+        .patch(server.url(&location))
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = http
+        .put(server.url(&format!("{location}?digest={digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    let after_push = server.peak_rss_kib();
+
+    // Pull, hashing as it streams.
+    let r = http
+        .get(server.url(&format!("/v2/big/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.content_length(), Some(SIZE));
+    let mut stream = r.bytes_stream();
+    let mut h = sha2::Sha256::new();
+    let mut n = 0u64;
+    while let Some(c) = stream.next().await {
+        let c = c.unwrap();
+        n += c.len() as u64;
+        h.update(&c);
+    }
+    assert_eq!(n, SIZE);
+    assert_eq!(format!("sha256:{}", hex::encode(h.finalize())), digest);
+    let after_pull = server.peak_rss_kib();
+
+    eprintln!(
+        "server peak RSS: start {baseline} KiB, after 1 GiB push {after_push} KiB, after pull {after_pull} KiB"
+    );
+    assert!(
+        after_pull - baseline < MAX_GROWTH_KIB,
+        "peak RSS grew by {} KiB moving 1 GiB",
+        after_pull - baseline
+    );
+}
