@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need beyond Rust and Go themselves:
-#   - Debian packages: skopeo, umoci, jq, curl (apt-get, only when missing)
+#   - Debian packages: skopeo, umoci, jq, curl, and C build tools
+#     (apt-get, only when missing)
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
 #     suite and the oras CLI, built once and cached outside the clone at
 #     ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/<tool>-<version>/<tool>
@@ -84,7 +85,10 @@ run_logged() {
 }
 
 # ---------------------------------------------------------------- apt packages
-apt_packages=(skopeo umoci jq curl ca-certificates)
+# skopeo, umoci: real-client tests; jq, curl: scripts; cmake, build-essential,
+# pkg-config: native build steps of crates (aws-lc-sys, libsqlite3-sys) when a
+# machine image lacks them (a no-op where they are installed).
+apt_packages=(skopeo umoci jq curl ca-certificates cmake build-essential pkg-config)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
