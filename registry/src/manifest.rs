@@ -58,6 +58,8 @@ struct RawDescriptor {
     media_type: Option<String>,
     digest: Option<String>,
     size: Option<i64>,
+    /// Where a non-distributable (foreign) layer is fetched from instead.
+    urls: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -160,7 +162,12 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
             }
         }
         for (i, d) in raw.layers.iter().flatten().enumerate() {
-            blobs.push(descriptor(&format!("layers[{i}]"), d)?);
+            let digest = descriptor(&format!("layers[{i}]"), d)?;
+            // Non-distributable layers name URLs to fetch them from; clients
+            // never upload them, so they are not required to be here.
+            if d.urls.as_ref().is_none_or(Vec::is_empty) {
+                blobs.push(digest);
+            }
         }
     }
 
@@ -194,6 +201,17 @@ mod tests {
             Some("application/vnd.sylabs.sif.config.v1+json")
         );
         assert_eq!(m.blobs.len(), 2);
+    }
+
+    #[test]
+    fn foreign_layers_are_not_required() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}",
+            "config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{D1}","size":2}},
+            "layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","digest":"{D1}","size":2,
+                        "urls":["https://example.com/layer"]}}]}}"#
+        );
+        assert_eq!(parse(body.as_bytes(), None).unwrap().blobs.len(), 1);
     }
 
     #[test]

@@ -43,7 +43,8 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
     };
     let (start, end) = (start.trim(), end.trim());
     let range = match (start.parse::<u64>(), end.parse::<u64>()) {
-        (Ok(s), Ok(e)) if s <= e => s..(e + 1).min(size),
+        (Ok(s), Ok(e)) if s > e => return RangeRequest::Unsatisfiable,
+        (Ok(s), Ok(e)) => s..(e + 1).min(size),
         (Ok(s), Err(_)) if end.is_empty() => s..size,
         (Err(_), Ok(n)) if start.is_empty() && n > 0 => size.saturating_sub(n)..size,
         _ => return RangeRequest::Full,
@@ -134,7 +135,7 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=-3"), 10), Partial(7..10));
         assert_eq!(parse_range(Some("bytes=8-100"), 10), Partial(8..10));
         assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=5-2"), 10), Full);
+        assert_eq!(parse_range(Some("bytes=5-2"), 10), Unsatisfiable);
         assert_eq!(parse_range(Some("items=0-1"), 10), Full);
     }
 }
