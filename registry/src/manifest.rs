@@ -107,21 +107,21 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
         .map(bare_media_type)
         .filter(|t| !t.is_empty() && *t != "application/json");
 
-    if let Some(t) = header.or(raw.media_type.as_deref()) {
-        if DOCKER_SCHEMA1.contains(&t) {
-            return Err(ManifestError::Schema1);
-        }
+    if let Some(t) = header.or(raw.media_type.as_deref())
+        && DOCKER_SCHEMA1.contains(&t)
+    {
+        return Err(ManifestError::Schema1);
     }
     if raw.schema_version != Some(2) {
         return Err(ManifestError::SchemaVersion);
     }
-    if let (Some(body_type), Some(header)) = (raw.media_type.as_deref(), header) {
-        if body_type != header {
-            return Err(ManifestError::MediaTypeMismatch {
-                body: body_type.to_string(),
-                header: header.to_string(),
-            });
-        }
+    if let (Some(body_type), Some(header)) = (raw.media_type.as_deref(), header)
+        && body_type != header
+    {
+        return Err(ManifestError::MediaTypeMismatch {
+            body: body_type.to_string(),
+            header: header.to_string(),
+        });
     }
 
     let is_index = match header.or(raw.media_type.as_deref()) {

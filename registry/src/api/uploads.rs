@@ -89,18 +89,18 @@ fn content_range(req: &Req) -> ApiResult<Option<(u64, u64)>> {
 /// upload's new size.
 async fn append(state: &AppState, upload: &Upload, req: Req) -> ApiResult<u64> {
     let range = content_range(&req)?;
-    if let Some((start, _)) = range {
-        if start != upload.size {
-            let mut e = ApiError::new(
-                Code::RangeInvalid,
-                format!(
-                    "chunk starts at {start} but the upload has {} bytes",
-                    upload.size
-                ),
-            );
-            e.range = Some(received_range(upload.size));
-            return Err(e);
-        }
+    if let Some((start, _)) = range
+        && start != upload.size
+    {
+        let mut e = ApiError::new(
+            Code::RangeInvalid,
+            format!(
+                "chunk starts at {start} but the upload has {} bytes",
+                upload.size
+            ),
+        );
+        e.range = Some(received_range(upload.size));
+        return Err(e);
     }
 
     let mut hasher = match (&upload.hash_state, upload.size) {
