@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Starts a real Kubernetes control plane on loopback for the operator's
+# tests: etcd, kube-apiserver and kube-controller-manager (garbage
+# collector, namespace, serviceaccount, deployment and replicaset
+# controllers), built by build.sh. No nodes: nothing schedules or runs pods.
+#
+#   tests/cluster/up.sh      start; prints `export KUBECONFIG=…` on stdout
+#   tests/cluster/down.sh    stop (by the PIDs recorded here)
+#
+# State (certificates, tokens, data, logs, pids, kubeconfig) lives in
+# ${BERTH_CLUSTER_DIR:-<repo>/target/cluster}; each start begins from an
+# empty etcd. Ports are free ones picked at start.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+dir="${BERTH_CLUSTER_DIR:-$repo/target/cluster}"
+
+die() {
+	echo "cluster/up.sh: ERROR: $*" >&2
+	exit 1
+}
+
+"$here/build.sh" >&2
+eval "$("$here/build.sh" --paths)"
+kube="$BERTH_KUBE_BIN_DIR"
+etcd="$BERTH_ETCD_BIN"
+
+if [[ -f $dir/pids ]]; then
+	"$here/down.sh" >&2 || true
+fi
+rm -rf "$dir"
+mkdir -p "$dir"/{pki,etcd,logs}
+pki="$dir/pki"
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+etcd_port="$(free_port)"
+etcd_peer="$(free_port)"
+api_port="$(free_port)"
+
+# ------------------------------------------------------------ certificates
+ossl() { openssl "$@" >/dev/null 2>&1 || die "openssl $*"; }
+ossl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=berth-test-ca" \
+	-keyout "$pki/ca.key" -out "$pki/ca.crt"
+# cert NAME SUBJECT [SAN]
+cert() {
+	local name="$1" subj="$2" san="${3:-}"
+	local ext="$pki/$name.ext"
+	{
+		echo "basicConstraints=CA:FALSE"
+		echo "keyUsage=digitalSignature,keyEncipherment"
+		if [[ -n $san ]]; then
+			echo "extendedKeyUsage=serverAuth,clientAuth"
+			echo "subjectAltName=$san"
+		else
+			echo "extendedKeyUsage=clientAuth"
+		fi
+	} >"$ext"
+	ossl req -newkey rsa:2048 -nodes -subj "$subj" -keyout "$pki/$name.key" -out "$pki/$name.csr"
+	ossl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+		-days 2 -extfile "$ext" -out "$pki/$name.crt"
+}
+cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+cert admin "/O=system:masters/CN=berth-test-admin"
+cert controller-manager "/CN=system:kube-controller-manager"
+ossl genrsa -out "$pki/sa.key" 2048
+ossl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+
+kubeconfig() {
+	local user="$1" file="$2"
+	cat >"$file" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: berth-test
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority: $pki/ca.crt
+users:
+- name: $user
+  user:
+    client-certificate: $pki/$user.crt
+    client-key: $pki/$user.key
+contexts:
+- name: berth-test
+  context: {cluster: berth-test, user: $user, namespace: default}
+current-context: berth-test
+KC
+}
+kubeconfig admin "$dir/kubeconfig"
+kubeconfig controller-manager "$dir/controller-manager.kubeconfig"
+
+# ----------------------------------------------------------------- start
+: >"$dir/pids"
+start() {
+	local name="$1"
+	shift
+	nohup "$@" >"$dir/logs/$name.log" 2>&1 &
+	echo "$! $name" >>"$dir/pids"
+}
+fail_with_logs() {
+	echo "cluster/up.sh: ERROR: $*" >&2
+	for f in "$dir"/logs/*.log; do
+		echo "----- $f (last 40 lines)" >&2
+		tail -n 40 "$f" >&2
+	done
+	"$here/down.sh" >&2 || true
+	exit 1
+}
+
+start etcd "$etcd" --name berth-test --data-dir "$dir/etcd" \
+	--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+	--listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+	--initial-cluster "berth-test=http://127.0.0.1:$etcd_peer" \
+	--unsafe-no-fsync --quota-backend-bytes 1073741824
+
+for _ in $(seq 1 100); do
+	curl -fsS "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 || fail_with_logs "etcd did not become healthy"
+
+start kube-apiserver "$kube/kube-apiserver" \
+	--etcd-servers "http://127.0.0.1:$etcd_port" \
+	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+	--cert-dir "$dir/pki" \
+	--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+	--client-ca-file "$pki/ca.crt" \
+	--service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+	--service-account-issuer https://kubernetes.default.svc \
+	--service-cluster-ip-range 10.0.0.0/24 \
+	--authorization-mode RBAC \
+	--enable-priority-and-fairness=false \
+	--profiling=false
+
+ready=""
+for _ in $(seq 1 300); do
+	if curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+		"https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1; then
+		ready=1
+		break
+	fi
+	kill -0 "$(awk '$2=="kube-apiserver"{print $1}' "$dir/pids")" 2>/dev/null || fail_with_logs "kube-apiserver exited"
+	sleep 0.5
+done
+[[ -n $ready ]] || fail_with_logs "kube-apiserver did not become ready in 150 s"
+
+start kube-controller-manager "$kube/kube-controller-manager" \
+	--kubeconfig "$dir/controller-manager.kubeconfig" \
+	--authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+	--authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+	--bind-address 127.0.0.1 --secure-port "$(free_port)" \
+	--controllers garbagecollector,namespace,serviceaccount,deployment,replicaset \
+	--leader-elect=false \
+	--root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
+
+# The controller manager is up when it has made the default ServiceAccount.
+for _ in $(seq 1 120); do
+	if KUBECONFIG="$dir/kubeconfig" "$kube/kubectl" get serviceaccount default -n default >/dev/null 2>&1; then
+		echo "cluster/up.sh: control plane ready: kube-apiserver https://127.0.0.1:$api_port ($("$kube/kube-apiserver" --version)), etcd $("$etcd" --version | head -1 | awk '{print $3}')" >&2
+		printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+		printf 'export PATH=%q\n' "$kube:$PATH"
+		exit 0
+	fi
+	sleep 0.5
+done
+fail_with_logs "kube-controller-manager did not create the default ServiceAccount in 60 s"
