@@ -43,33 +43,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes upload sessions (and their data) idle for longer than `expiry`.
+/// Removes upload sessions (and their data) idle for longer than `expiry`,
+/// and upload data a crash left without a session.
 async fn expire_uploads(state: AppState, expiry: Duration) {
     let period = (expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
-        let before = now_ms() - expiry.as_millis() as i64;
-        let stale = match state.meta.stale_uploads(before).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing stale uploads failed");
-                continue;
-            }
-        };
-        for id in stale {
-            let result = async {
-                state.meta.delete_upload(&id).await?;
-                state.blobs.delete_upload(&id).await?;
-                anyhow::Ok(())
-            }
-            .await;
-            match result {
-                Ok(()) => tracing::info!(upload = %id, "expired idle upload"),
-                Err(e) => tracing::warn!(upload = %id, error = %e, "expiring upload failed"),
-            }
+        if let Err(e) = expire_once(&state, expiry).await {
+            tracing::warn!(error = %e, "expiring idle uploads failed");
         }
     }
+}
+
+async fn expire_once(state: &AppState, expiry: Duration) -> anyhow::Result<()> {
+    let before = now_ms() - expiry.as_millis() as i64;
+    for id in state.meta.stale_uploads(before).await? {
+        state.meta.delete_upload(&id).await?;
+        state.blobs.delete_upload(&id).await?;
+        tracing::info!(upload = %id, "expired idle upload");
+    }
+    let cutoff = std::time::SystemTime::now() - expiry;
+    for id in state.blobs.idle_uploads(cutoff).await? {
+        if state.meta.upload(&id).await?.is_none() {
+            state.blobs.delete_upload(&id).await?;
+            tracing::info!(upload = %id, "removed upload data left without a session");
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -199,3 +199,51 @@ async fn idle_uploads_expire_with_their_data() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[tokio::test]
+async fn upload_data_orphaned_by_a_crash_is_swept() {
+    let mut server = Server::start_with(&["--upload-expiry-seconds", "1"]);
+    let http = Client::new();
+    let data = vec![5u8; 2_000_000];
+    let digest = sha256(&data);
+    // A single-POST upload has no session; kill the server in the middle of it.
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /v2/orphan/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&data[..data.len() / 2]).unwrap();
+    let uploads = server.data_dir.join("storage/uploads");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&uploads)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached storage"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.crash_and_restart();
+    drop(s);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&uploads)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "orphaned upload data was never removed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = http
+        .head(server.url(&format!("/v2/orphan/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

@@ -262,6 +262,46 @@ impl BlobStore {
         }
     }
 
+    /// Ids of upload directories in the store not written to since `cutoff`.
+    /// Upload data normally goes with its session; this finds what a crash
+    /// left behind (a killed single-POST upload has no session at all).
+    pub async fn idle_uploads(&self, cutoff: std::time::SystemTime) -> Result<Vec<String>> {
+        let mut idle = Vec::new();
+        if let Some(root) = &self.local_root {
+            // Read the directory itself: it also sees the staging files of
+            // interrupted writes, which object_store's listing hides.
+            let mut dirs = match tokio::fs::read_dir(root.join("uploads")).await {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(idle),
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = dirs.next_entry().await? {
+                let modified = entry.metadata().await?.modified()?;
+                if modified < cutoff {
+                    idle.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+            return Ok(idle);
+        }
+        let mut newest: std::collections::HashMap<String, std::time::SystemTime> =
+            Default::default();
+        let mut objects = self.store.list(Some(&Path::from("uploads")));
+        while let Some(meta) = objects.next().await.transpose()? {
+            if let Some(id) = meta.location.parts().nth(1) {
+                let t: std::time::SystemTime = meta.last_modified.into();
+                let e = newest.entry(id.as_ref().to_string()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        idle.extend(
+            newest
+                .into_iter()
+                .filter(|(_, t)| *t < cutoff)
+                .map(|(id, _)| id),
+        );
+        Ok(idle)
+    }
+
     /// Removes whatever an upload left in the store.
     pub async fn delete_upload(&self, upload: &str) -> Result<()> {
         if let Some(root) = &self.local_root {
