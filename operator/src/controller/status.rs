@@ -1,0 +1,66 @@
+//! Status conditions: Ready, Progressing, Degraded.
+
+use crate::crd::Condition;
+
+/// A condition with the current time (fixed by [`merge_conditions`] when
+/// the status did not change).
+pub fn condition(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now(),
+        observed_generation: None,
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The new conditions, stamped with `generation`; each keeps its old
+/// `lastTransitionTime` when its status did not change, so that writing the
+/// same status twice changes nothing (and does not wake the controller).
+pub fn merge_conditions(
+    old: &[Condition],
+    new: Vec<Condition>,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    new.into_iter()
+        .map(|mut c| {
+            c.observed_generation = generation;
+            if let Some(prev) = old.iter().find(|o| o.type_ == c.type_)
+                && prev.status == c.status
+            {
+                c.last_transition_time = prev.last_transition_time.clone();
+            }
+            c
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_kept_while_status_holds() {
+        let mut old = condition("Ready", false, "PodsNotReady", "0 of 1");
+        old.last_transition_time = "2020-01-01T00:00:00Z".into();
+        let merged = merge_conditions(
+            std::slice::from_ref(&old),
+            vec![condition("Ready", false, "PodsNotReady", "0 of 2")],
+            Some(3),
+        );
+        assert_eq!(merged[0].last_transition_time, "2020-01-01T00:00:00Z");
+        assert_eq!(merged[0].observed_generation, Some(3));
+        assert_eq!(merged[0].message, "0 of 2");
+        let merged = merge_conditions(
+            &[old],
+            vec![condition("Ready", true, "Available", "")],
+            None,
+        );
+        assert_ne!(merged[0].last_transition_time, "2020-01-01T00:00:00Z");
+    }
+}

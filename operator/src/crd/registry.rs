@@ -1,0 +1,415 @@
+// kube's `printcolumn(...)` entries repeat keys by design.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+
+/// A Berth registry: the operator runs it as a Deployment with its config,
+/// storage, Service, optional Ingress, disruption budget and gc CronJob.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "berth.dev",
+    version = "v1alpha1",
+    kind = "Registry",
+    plural = "registries",
+    shortname = "reg",
+    namespaced,
+    doc = "A Berth container registry run by the operator: a Deployment with its config, storage, Service, optional Ingress, disruption budget and gc CronJob.",
+    status = "RegistryStatus",
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        description = "Where pods pull from",
+        json_path = ".status.endpoint"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        description = "Desired replicas",
+        json_path = ".spec.replicas"
+    ),
+    printcolumn(
+        name = "Ready Replicas",
+        type_ = "integer",
+        description = "Replicas ready to serve",
+        json_path = ".status.readyReplicas"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "The Ready condition",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    validation = Rule::new("self.spec.replicas <= 1 || (has(self.spec.storage.s3) && has(self.spec.database.postgres))").message("more than one replica needs shared storage and metadata: set spec.storage.s3 and spec.database.postgres, or use replicas: 1"),
+    validation = Rule::new("!has(self.spec.service.nodePort) || self.spec.service.type == 'NodePort'").message("spec.service.nodePort needs spec.service.type: NodePort")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySpec {
+    /// Number of registry pods. More than one needs S3 storage and PostgreSQL.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+
+    /// Container image of the registry. Defaults to the Berth image of the
+    /// operator's own version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// Where blobs live: a PersistentVolumeClaim (default) or an
+    /// S3-compatible bucket.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Where metadata lives: embedded SQLite (default) or PostgreSQL.
+    #[serde(default)]
+    pub database: DatabaseSpec,
+
+    /// Authentication: anonymous pull, htpasswd users, tokens.
+    #[serde(default)]
+    pub auth: AuthSpec,
+
+    /// The Service in front of the registry pods.
+    #[serde(default)]
+    pub service: ServiceSpec,
+
+    /// An Ingress for the registry; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// Compute resources of the registry container.
+    #[serde(default)]
+    pub resources: ResourcesSpec,
+
+    /// The garbage-collection CronJob (`berth gc`).
+    #[serde(default)]
+    pub gc: GcSpec,
+
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+
+    /// Log format of the registry: text or json.
+    #[serde(default)]
+    pub log_format: LogFormat,
+
+    /// Upload sessions untouched for this many seconds are removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60))]
+    pub upload_expiry_seconds: Option<u64>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// Log line format.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    #[default]
+    Json,
+}
+
+/// Blob storage: exactly one of `volume` or `s3`; a 10Gi volume when neither
+/// is set.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(
+    validation = Rule::new("!(has(self.volume) && has(self.s3))").message("set either storage.volume or storage.s3, not both")
+)]
+pub struct StorageSpec {
+    /// A PersistentVolumeClaim mounted at the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStorage>,
+    /// An S3-compatible bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+}
+
+/// A PersistentVolumeClaim for blobs and the embedded database.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStorage {
+    /// Requested size (a Kubernetes quantity). It can grow; the operator never
+    /// shrinks or deletes a claim because the spec got smaller.
+    #[serde(default = "default_volume_size")]
+    pub size: String,
+    /// StorageClass of the claim; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// Access modes of the claim.
+    #[serde(default = "default_access_modes")]
+    pub access_modes: Vec<String>,
+    /// Keep the claim (and the data) when the Registry is deleted.
+    #[serde(default)]
+    pub retain_on_delete: bool,
+}
+
+impl Default for VolumeStorage {
+    fn default() -> Self {
+        Self {
+            size: default_volume_size(),
+            storage_class_name: None,
+            access_modes: default_access_modes(),
+            retain_on_delete: false,
+        }
+    }
+}
+
+fn default_volume_size() -> String {
+    "10Gi".into()
+}
+
+fn default_access_modes() -> Vec<String> {
+    vec!["ReadWriteOnce".into()]
+}
+
+/// An S3-compatible bucket.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Storage {
+    /// Bucket name.
+    pub bucket: String,
+    /// Endpoint URL for S3-compatible servers; AWS when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Secret (same namespace) with keys `accessKeyId` and `secretAccessKey`.
+    pub credentials_secret: String,
+}
+
+/// Metadata database.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+pub struct DatabaseSpec {
+    /// PostgreSQL instead of the embedded SQLite database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSpec>,
+}
+
+/// PostgreSQL connection.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSpec {
+    /// Secret (same namespace) holding the connection URL.
+    pub url_secret: SecretKeyRef,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: String,
+    /// Key in the Secret.
+    #[serde(default = "default_url_key")]
+    pub key: String,
+}
+
+fn default_url_key() -> String {
+    "url".into()
+}
+
+/// Authentication.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Let anyone pull every repository without credentials (repositories
+    /// can also be made public one by one).
+    #[serde(default)]
+    pub anonymous_pull: bool,
+    /// Secret (same namespace) with an `htpasswd` key (bcrypt entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub htpasswd_secret: Option<String>,
+    /// Bearer-token settings.
+    #[serde(default)]
+    pub token: TokenSpec,
+}
+
+/// Bearer tokens issued by the registry's token endpoint.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSpec {
+    /// Token lifetime in seconds.
+    #[serde(default = "default_token_expiry")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub expiry_seconds: u32,
+    /// Issuer (`iss`) of the tokens; the Registry's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        Self {
+            expiry_seconds: default_token_expiry(),
+            issuer: None,
+        }
+    }
+}
+
+fn default_token_expiry() -> u32 {
+    300
+}
+
+/// Service type.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster (and by kubelets through the Service IP).
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+        }
+    }
+}
+
+/// The registry's Service.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// ClusterIP (default) or NodePort.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Service port.
+    #[serde(default = "default_service_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Node port (type NodePort only); allocated by Kubernetes when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub node_port: Option<i32>,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::ClusterIP,
+            port: default_service_port(),
+            node_port: None,
+        }
+    }
+}
+
+fn default_service_port() -> i32 {
+    5000
+}
+
+/// An Ingress routing a host name to the registry.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name clients use.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// IngressClass; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// TLS Secret (same namespace) for the host; plain HTTP when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
+    /// Extra annotations of the Ingress (e.g. body-size limits).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Compute resources (Kubernetes quantities by resource name).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct ResourcesSpec {
+    /// Requests, e.g. `cpu: 100m`, `memory: 128Mi`.
+    #[serde(default = "default_requests")]
+    pub requests: BTreeMap<String, String>,
+    /// Limits, e.g. `memory: 1Gi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
+}
+
+impl Default for ResourcesSpec {
+    fn default() -> Self {
+        Self {
+            requests: default_requests(),
+            limits: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_requests() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cpu".to_string(), "100m".to_string()),
+        ("memory".to_string(), "128Mi".to_string()),
+    ])
+}
+
+/// Garbage collection (`berth gc`) on a schedule.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcSpec {
+    /// Cron schedule (5 fields, or @hourly/@daily/@weekly/@monthly/@yearly).
+    #[serde(default = "default_gc_schedule")]
+    pub schedule: String,
+    /// Suspend the CronJob.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+impl Default for GcSpec {
+    fn default() -> Self {
+        Self {
+            schedule: default_gc_schedule(),
+            suspend: false,
+        }
+    }
+}
+
+fn default_gc_schedule() -> String {
+    "17 3 * * *".into()
+}
+
+/// Prometheus metrics.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// Create a ServiceMonitor (when the Prometheus operator's CRD exists).
+    #[serde(default)]
+    pub service_monitor: bool,
+}
+
+/// What the operator observed of a Registry.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryStatus {
+    /// Ready, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Registry pods ready to serve.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// The address pods pull from (`host:port`, no scheme).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Hash of the rendered config the pods run with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}

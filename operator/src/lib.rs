@@ -1,0 +1,3 @@
+pub mod controller;
+pub mod crd;
+pub mod render;
