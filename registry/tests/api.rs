@@ -498,6 +498,13 @@ async fn manifests_by_tag_and_digest() {
         header(&r, "location"),
         format!("/v2/app/manifests/{digest}")
     );
+    let applied: Vec<_> = r
+        .headers()
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["a", "b"]);
     let r = api.send(Method::GET, "/v2/app/tags/list").await;
     let tags: Value = r.json().await.unwrap();
     assert_eq!(tags, json!({"name": "app", "tags": ["a", "b", "v1"]}));

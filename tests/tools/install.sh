@@ -5,6 +5,8 @@
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
 #     suite and the oras CLI, built once and cached outside the clone at
 #     ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/<tool>-<version>/<tool>
+#   - cri-pull (tests/tools/cri-pull, a CRI PullImage client), cached under
+#     a hash of its sources
 #
 # Idempotent: a second run finds everything in place and does nothing.
 # Quiet on success (set BERTH_TOOLS_VERBOSE=1 to see progress); on failure it
@@ -26,6 +28,8 @@ source "$here/versions.env"
 cache="${BERTH_TOOL_CACHE:-${HOME:-/root}/.cache/berth-tools}"
 conformance_dir="$cache/conformance-$CONFORMANCE_VERSION"
 oras_dir="$cache/oras-$ORAS_VERSION"
+cri_pull_src="$here/cri-pull"
+cri_pull_dir="$cache/cri-pull-$(cat "$cri_pull_src"/go.mod "$cri_pull_src"/go.sum "$cri_pull_src"/*.go | sha256sum | cut -c1-16)"
 
 mode="install"
 case "${1:-}" in
@@ -39,7 +43,7 @@ case "${1:-}" in
 esac
 
 print_env() {
-	printf 'export PATH=%q\n' "$oras_dir:$conformance_dir:$PATH"
+	printf 'export PATH=%q\n' "$oras_dir:$conformance_dir:$cri_pull_dir:$PATH"
 	printf 'export BERTH_CONFORMANCE_BIN=%q\n' "$conformance_dir/conformance"
 	printf 'export BERTH_ORAS_BIN=%q\n' "$oras_dir/oras"
 }
@@ -85,10 +89,11 @@ run_logged() {
 }
 
 # ---------------------------------------------------------------- apt packages
-# skopeo, umoci: real-client tests; jq, curl: scripts; cmake, build-essential,
-# pkg-config: native build steps of crates (aws-lc-sys, libsqlite3-sys) when a
-# machine image lacks them (a no-op where they are installed).
-apt_packages=(skopeo umoci jq curl ca-certificates cmake build-essential pkg-config)
+# skopeo, umoci, podman, buildah, containerd (with runc): real-client tests;
+# jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
+# crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
+# where they are installed).
+apt_packages=(skopeo umoci podman buildah containerd runc jq curl ca-certificates cmake build-essential pkg-config)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -165,6 +170,23 @@ install_go_tools() {
 	go_tool conformance "$CONFORMANCE_MODULE@$CONFORMANCE_VERSION" "$conformance_dir"
 	GO_LDFLAGS=""
 	go_tool oras "$ORAS_PACKAGE@$ORAS_VERSION" "$oras_dir" version
+	install_cri_pull
+}
+
+# cri-pull is a module in this repository, not a published tool: build it
+# from its sources, keyed by their hash.
+install_cri_pull() {
+	if [[ -x "$cri_pull_dir/cri-pull" ]]; then
+		log "cri-pull cached at $cri_pull_dir"
+		return
+	fi
+	local tmp
+	tmp="$(mktemp -d "$cache/.build-cri-pull.XXXXXX")"
+	run_logged "go build cri-pull" env -C "$cri_pull_src" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+		nice -n 10 go build -trimpath -ldflags "-s -w" -o "$tmp/cri-pull" .
+	rm -rf "$cri_pull_dir"
+	mv -T "$tmp" "$cri_pull_dir"
+	echo "install.sh: built cri-pull -> $cri_pull_dir/cri-pull" >&2
 }
 
 main() {
@@ -176,7 +198,7 @@ main() {
 	install_go_tools
 	flock -u 9
 	local c
-	for c in skopeo umoci jq curl; do
+	for c in skopeo umoci podman buildah containerd ctr runc jq curl; do
 		command -v "$c" >/dev/null || die "$c is not on PATH after installing"
 	done
 	[[ -x "$conformance_dir/conformance" ]] || die "conformance binary missing at $conformance_dir"

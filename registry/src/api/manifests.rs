@@ -165,6 +165,10 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
     headers.insert("location", hv(format!("/v2/{name}/manifests/{digest}")));
     headers.insert("docker-content-digest", hv(digest.to_string()));
     headers.insert("content-length", hv("0"));
+    // One `OCI-Tag` per tag applied, so a client of `?tag=` knows which took.
+    for tag in &tags {
+        headers.append("oci-tag", hv(tag));
+    }
     if let Some(subject) = &parsed.subject {
         headers.insert("oci-subject", hv(subject.to_string()));
     }
