@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts a real Kubernetes control plane on loopback for the operator's
 # tests: etcd, kube-apiserver and kube-controller-manager (garbage
-# collector, namespace, serviceaccount, deployment and replicaset
-# controllers), built by build.sh. No nodes: nothing schedules or runs pods.
+# collector, namespace, serviceaccount, deployment, replicaset, PVC
+# protection and disruption controllers), built by build.sh. No nodes and no
+# scheduler: pods are created but never run.
 #
 #   tests/cluster/up.sh      start; prints `export KUBECONFIG=…` on stdout
 #   tests/cluster/down.sh    stop (by the PIDs recorded here)
@@ -151,8 +152,8 @@ start kube-controller-manager "$kube/kube-controller-manager" \
 	--authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
 	--authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
 	--bind-address 127.0.0.1 --secure-port "$(free_port)" \
-	--controllers garbagecollector,namespace,serviceaccount,deployment,replicaset \
-	--leader-elect=false \
+	--controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller,persistentvolumeclaim-protection-controller,disruption-controller \
+	--leader-elect=false --use-service-account-credentials=true \
 	--root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
 
 # The controller manager is up when it has made the default ServiceAccount.

@@ -15,6 +15,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -89,6 +90,7 @@ pub fn backoff(failures: u32) -> Action {
 pub enum Change {
     Created,
     Updated,
+    Deleted,
     Unchanged,
 }
 
@@ -146,8 +148,14 @@ where
 
 /// Publishes an Event about `obj`; a failure to publish is logged, never
 /// fails the reconcile.
-pub async fn publish<K>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String)
-where
+pub async fn publish<K>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    related: Option<ObjectReference>,
+) where
     K: Resource<DynamicType = ()>,
 {
     let event = Event {
@@ -159,10 +167,48 @@ where
         } else {
             "Apply".into()
         },
-        secondary: None,
+        // The Recorder folds events with the same reason, action and
+        // related object into one series: name the object changed.
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(error = %e, reason, "cannot publish event");
+    }
+}
+
+/// Events for what a reconcile changed. Each `what` is `Kind name` or
+/// `Kind namespace/name` (with optional words after), which also names the
+/// Event's related object.
+pub async fn publish_changes<K>(ctx: &Context, obj: &K, ns: &str, changes: &[(String, Change)])
+where
+    K: Resource<DynamicType = ()>,
+{
+    for (what, change) in changes {
+        let (reason, verb) = match change {
+            Change::Created => ("Created", "created"),
+            Change::Updated => ("Updated", "updated"),
+            Change::Deleted => ("Deleted", "deleted"),
+            Change::Unchanged => continue,
+        };
+        let mut words = what.split_whitespace();
+        let kind = words.next().unwrap_or_default();
+        let target = words.next().unwrap_or_default();
+        let (namespace, name) = target.split_once('/').unwrap_or((ns, target));
+        let related = ObjectReference {
+            kind: Some(kind.to_string()),
+            namespace: Some(namespace.to_string()),
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        publish(
+            ctx,
+            obj,
+            EventType::Normal,
+            reason,
+            format!("{verb} {what}"),
+            Some(related),
+        )
+        .await;
     }
 }
 

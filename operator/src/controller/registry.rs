@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use super::{
     Change, Context, Error, RECHECK, RESYNC, apply, backoff, condition, delete_owned, is_invalid,
-    merge_conditions, publish,
+    merge_conditions, publish, publish_changes,
 };
 use crate::crd::{Registry, RegistryStatus, Repository};
 use crate::render::{
@@ -66,8 +66,14 @@ pub fn registry_controller(ctx: Arc<Context>) -> impl futures::Stream<Item = ()>
         .shutdown_on_signal()
         .run(reconcile_registry, error_policy, ctx)
         .filter_map(|res| async move {
-            if let Err(e) = res {
-                warn!(controller = CONTROLLER, error = %e, "reconcile failed");
+            match res {
+                // A watched object pointing at one that does not exist (a
+                // Repository of a missing Registry): its own status says so.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(controller = CONTROLLER, %obj, "no such object");
+                }
+                Err(e) => warn!(controller = CONTROLLER, error = %e, "reconcile failed"),
+                Ok(_) => {}
             }
             None::<()>
         })
@@ -147,7 +153,7 @@ async fn reconcile(reg: &Registry, ctx: &Context) -> Result<Action, Error> {
                 if delete_owned(&ing_api, &workload_name(&reg.name_any()), &uid).await? {
                     changes.push((
                         format!("Ingress {}", workload_name(&reg.name_any())),
-                        Change::Updated,
+                        Change::Deleted,
                     ));
                 }
             }
@@ -162,11 +168,8 @@ async fn reconcile(reg: &Registry, ctx: &Context) -> Result<Action, Error> {
             None => {
                 if delete_owned(&pdb_api, &workload_name(&reg.name_any()), &uid).await? {
                     changes.push((
-                        format!(
-                            "PodDisruptionBudget {} (deleted)",
-                            workload_name(&reg.name_any())
-                        ),
-                        Change::Updated,
+                        format!("PodDisruptionBudget {}", workload_name(&reg.name_any())),
+                        Change::Deleted,
                     ));
                 }
             }
@@ -199,31 +202,7 @@ async fn reconcile(reg: &Registry, ctx: &Context) -> Result<Action, Error> {
         return Err(e);
     }
 
-    for (what, change) in &changes {
-        match change {
-            Change::Created => {
-                publish(
-                    ctx,
-                    reg,
-                    EventType::Normal,
-                    "Created",
-                    format!("created {what}"),
-                )
-                .await
-            }
-            Change::Updated => {
-                publish(
-                    ctx,
-                    reg,
-                    EventType::Normal,
-                    "Updated",
-                    format!("updated {what}"),
-                )
-                .await
-            }
-            Change::Unchanged => {}
-        }
-    }
+    publish_changes(ctx, reg, &ns, &changes).await;
 
     // Status from the Deployment.
     let deploy = Api::<Deployment>::namespaced(client.clone(), &ns)
@@ -407,7 +386,15 @@ async fn degraded(reg: &Registry, ctx: &Context, p: Problem) -> Result<Action, E
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
         .is_some_and(|c| c.status == "True" && c.reason == p.reason && c.message == p.message);
     if !already {
-        publish(ctx, reg, EventType::Warning, p.reason, p.message.clone()).await;
+        publish(
+            ctx,
+            reg,
+            EventType::Warning,
+            p.reason,
+            p.message.clone(),
+            None,
+        )
+        .await;
     }
     write_status(
         reg,
@@ -475,14 +462,8 @@ async fn ensure_token_key(reg: &Registry, ctx: &Context, ns: &str) -> Result<(),
     let secret = render::token_key_secret(reg, &pem)?;
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => {
-            publish(
-                ctx,
-                reg,
-                EventType::Normal,
-                "Created",
-                format!("created Secret {name} (token signing key)"),
-            )
-            .await;
+            let what = format!("Secret {name} (token signing key)");
+            publish_changes(ctx, reg, ns, &[(what, Change::Created)]).await;
             Ok(())
         }
         // Another reconcile (or operator replica) was first: keep its key.

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use super::{
     Change, Context, Error, RECHECK, RESYNC, apply, backoff, condition, delete_owned, is_invalid,
-    merge_conditions, publish,
+    merge_conditions, publish, publish_changes,
 };
 use crate::crd::{Registry, Repository, RepositoryStatus};
 use crate::render::{
@@ -135,7 +135,7 @@ async fn apply_repository(repo: &Repository, ctx: &Context, ns: &str) -> Result<
             None => {
                 let name = retention_cronjob_name(&repo.name_any());
                 if delete_owned(&cj_api, &name, &uid).await? {
-                    changes.push((format!("CronJob {name} (deleted)"), Change::Updated));
+                    changes.push((format!("CronJob {name}"), Change::Deleted));
                 }
             }
         }
@@ -146,7 +146,7 @@ async fn apply_repository(repo: &Repository, ctx: &Context, ns: &str) -> Result<
             let secrets = Api::<Secret>::namespaced(client.clone(), ns);
             let name = robot_secret_name(&repo.name_any());
             if delete_owned(&secrets, &name, &uid).await? {
-                changes.push((format!("Secret {name} (deleted)"), Change::Updated));
+                changes.push((format!("Secret {name}"), Change::Deleted));
             }
         } else {
             let password = ensure_robot(repo, ctx, ns, &mut changes).await?;
@@ -181,7 +181,7 @@ async fn apply_repository(repo: &Repository, ctx: &Context, ns: &str) -> Result<
         // Pull Secrets of grants that went away.
         let keep: BTreeSet<String> = pull_secrets.iter().cloned().collect();
         for removed in remove_pull_secrets(repo, ctx, &keep).await? {
-            changes.push((format!("Secret {removed} (deleted)"), Change::Updated));
+            changes.push((format!("Secret {removed}"), Change::Deleted));
         }
         Ok::<Vec<String>, Error>(pull_secrets)
     }
@@ -207,21 +207,7 @@ async fn apply_repository(repo: &Repository, ctx: &Context, ns: &str) -> Result<
         }
     };
 
-    for (what, change) in &changes {
-        let (reason, verb) = match change {
-            Change::Created => ("Created", "created"),
-            Change::Updated => ("Updated", "updated"),
-            Change::Unchanged => continue,
-        };
-        publish(
-            ctx,
-            repo,
-            EventType::Normal,
-            reason,
-            format!("{verb} {what}"),
-        )
-        .await;
-    }
+    publish_changes(ctx, repo, ns, &changes).await;
 
     let last_run = match &repo.spec.retention {
         Some(_) => Api::<CronJob>::namespaced(client.clone(), ns)
@@ -307,7 +293,15 @@ async fn degraded(repo: &Repository, ctx: &Context, p: Problem) -> Result<Action
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
         .is_some_and(|c| c.status == "True" && c.reason == p.reason && c.message == p.message);
     if !already {
-        publish(ctx, repo, EventType::Warning, p.reason, p.message.clone()).await;
+        publish(
+            ctx,
+            repo,
+            EventType::Warning,
+            p.reason,
+            p.message.clone(),
+            None,
+        )
+        .await;
     }
     write_status(
         repo,
@@ -519,6 +513,7 @@ async fn cleanup(repo: &Repository, ctx: &Context) -> Result<Action, Error> {
             EventType::Normal,
             "Deleted",
             format!("deleted pull Secrets {}", removed.join(", ")),
+            None,
         )
         .await;
     }

@@ -1,0 +1,923 @@
+//! The operator against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager) started by `tests/cluster/up.sh`.
+//!
+//! Built only with `--features cluster-tests`; run by
+//! `tests/cluster/run-operator-tests.sh`, which starts the control plane,
+//! exports KUBECONFIG and PATH (kubectl) and runs these with
+//! `--test-threads=1` (each test starts its own operator process).
+#![cfg(feature = "cluster-tests")]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_operator::crd::{Registry, Repository};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The operator binary as a child process, killed on drop.
+struct Operator(Child);
+
+impl Operator {
+    fn start(extra: &[&str]) -> Self {
+        let mut args = vec!["run", "--metrics-addr", "127.0.0.1:0"];
+        if extra.is_empty() {
+            args.extend(["--leader-elect", "false"]);
+        }
+        args.extend(extra);
+        let child = Command::new(env!("CARGO_BIN_EXE_berth-operator"))
+            .args(&args)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth-operator");
+        Operator(child)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: run these through tests/cluster/run-operator-tests.sh"
+    );
+    Client::try_default()
+        .await
+        .expect("connect to the test cluster")
+}
+
+/// Polls `f` until it returns Some, or panics with `what` after TIMEOUT.
+async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {TIMEOUT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Applies the CRDs (server-side) and waits until they are served.
+async fn ensure_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in [Registry::crd(), Repository::crd()] {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("berth-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply CRD");
+        wait_for(&format!("CRD {name} established"), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let c = api.get(&name).await.ok()?;
+                c.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+async fn namespace(client: &Client, name: &str) {
+    let api = Api::<Namespace>::all(client.clone());
+    if let Some(ns) = api.get_opt(name).await.expect("get namespace") {
+        if ns.metadata.deletion_timestamp.is_some() {
+            wait_for(&format!("namespace {name} gone"), || {
+                let api = api.clone();
+                async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+            })
+            .await;
+        } else {
+            return;
+        }
+    }
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns");
+    api.create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+}
+
+async fn create_registry(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
+    let reg: Registry = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }))
+    .expect("registry");
+    Api::<Registry>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &reg)
+        .await
+        .expect("create Registry");
+}
+
+async fn create_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &s)
+        .await
+        .expect("create Secret");
+}
+
+/// Waits for the condition `type_` of a Registry to have `reason`.
+async fn registry_condition(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> Registry {
+    let api = Api::<Registry>::namespaced(client.clone(), ns);
+    wait_for(
+        &format!("Registry {ns}/{name} {type_} reason {reason}"),
+        || {
+            let api = api.clone();
+            async move {
+                let r = api.get(name).await.ok()?;
+                let st = r.status.as_ref()?;
+                let ok = st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.reason == reason)
+                    && st.observed_generation == r.metadata.generation;
+                ok.then_some(r)
+            }
+        },
+    )
+    .await
+}
+
+async fn repository_condition(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+) -> Repository {
+    let api = Api::<Repository>::namespaced(client.clone(), ns);
+    wait_for(
+        &format!("Repository {ns}/{name} {type_} reason {reason}"),
+        || {
+            let api = api.clone();
+            async move {
+                let r = api.get(name).await.ok()?;
+                let st = r.status.as_ref()?;
+                let ok = st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.reason == reason)
+                    && st.observed_generation == r.metadata.generation;
+                ok.then_some(r)
+            }
+        },
+    )
+    .await
+}
+
+async fn get_when<K>(api: &Api<K>, name: &str) -> K
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(&format!("{} {name}", std::any::type_name::<K>()), || {
+        let api = api.clone();
+        async move { api.get_opt(name).await.ok()? }
+    })
+    .await
+}
+
+async fn gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(
+        &format!("{} {name} deleted", std::any::type_name::<K>()),
+        || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+        },
+    )
+    .await
+}
+
+fn owned_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.kind == "Registry" && o.controller == Some(true))
+}
+
+fn config_hash(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get("berth.dev/config-hash").cloned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn kubectl_applies_the_committed_crds() {
+    let _ = client().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    let out = Command::new("kubectl")
+        .args(["apply", "--server-side", "--force-conflicts", "-f"])
+        .arg(&dir)
+        .output()
+        .expect("run kubectl (PATH from tests/cluster/up.sh)");
+    assert!(
+        out.status.success(),
+        "kubectl apply -f crds/ failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("kubectl")
+        .args(["wait", "--for=condition=Established", "--timeout=60s"])
+        .args(["crd/registries.berth.dev", "crd/repositories.berth.dev"])
+        .output()
+        .expect("kubectl wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn cel_rules_reject_invalid_registries() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    namespace(&client, "cel").await;
+    let api = Api::<Registry>::namespaced(client.clone(), "cel");
+    for (spec, want) in [
+        (
+            json!({"replicas": 2}),
+            "more than one replica needs shared storage",
+        ),
+        (
+            json!({"replicas": 3, "storage": {"s3": {"bucket": "b", "credentialsSecret": "s"}}}),
+            "more than one replica needs shared storage",
+        ),
+        (
+            json!({"service": {"nodePort": 30001}}),
+            "nodePort needs spec.service.type: NodePort",
+        ),
+        (
+            json!({"storage": {"volume": {"size": "1Gi"}, "s3": {"bucket": "b", "credentialsSecret": "s"}}}),
+            "either storage.volume or storage.s3",
+        ),
+    ] {
+        let reg: Registry = serde_json::from_value(json!({
+            "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "bad"}, "spec": spec,
+        }))
+        .expect("registry");
+        let err = api
+            .create(&PostParams::default(), &reg)
+            .await
+            .expect_err(&format!("{spec} must be rejected"));
+        match err {
+            kube::Error::Api(s) => {
+                assert_eq!(s.code, 422, "{s:?}");
+                assert!(s.message.contains(want), "{spec}: {}", s.message);
+            }
+            e => panic!("unexpected error {e}"),
+        }
+    }
+    // And a good one with two replicas passes.
+    let ok: Registry = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "good"},
+        "spec": {"replicas": 2, "storage": {"s3": {"bucket": "b", "credentialsSecret": "s"}},
+                 "database": {"postgres": {"urlSecret": {"name": "pg"}}}},
+    }))
+    .expect("registry");
+    let created = api
+        .create(&PostParams::default(), &ok)
+        .await
+        .expect("valid");
+    // Defaults come from the schema.
+    assert_eq!(created.spec.service.port, 5000);
+    assert_eq!(created.spec.gc.schedule, "17 3 * * *");
+    api.delete("good", &DeleteParams::default())
+        .await
+        .expect("delete");
+    // Repository names are checked too.
+    let repo: Repository = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "bad"}, "spec": {"registry": "x", "name": "Bad Name"},
+    }))
+    .expect("repository");
+    let err = Api::<Repository>::namespaced(client.clone(), "cel")
+        .create(&PostParams::default(), &repo)
+        .await
+        .expect_err("bad name rejected");
+    assert!(
+        err.to_string().contains("name must be a repository name"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn registry_lifecycle_objects_status_events_drift_rollout_and_deletion() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "lifecycle";
+    namespace(&client, ns).await;
+    let _op = Operator::start(&[]);
+    create_registry(
+        &client,
+        ns,
+        "hub",
+        json!({"storage": {"volume": {"size": "2Gi"}}}),
+    )
+    .await;
+    let regs = Api::<Registry>::namespaced(client.clone(), ns);
+    // No nodes run pods here: the Deployment exists, its pods never get
+    // ready, and status says so.
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    let uid = reg.uid().expect("uid");
+    let status = reg.status.clone().expect("status");
+    let cond = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("condition {t}"))
+    };
+    assert_eq!(cond("Ready").status, "False");
+    assert_eq!(cond("Progressing").status, "True");
+    assert_eq!(cond("Degraded").status, "False");
+    assert_eq!(cond("Ready").observed_generation, reg.metadata.generation);
+    assert!(
+        cond("Ready")
+            .message
+            .contains("0 of 1 registry pods are ready")
+    );
+    assert_eq!(status.ready_replicas, 0);
+    let svc = get_when(&Api::<Service>::namespaced(client.clone(), ns), "hub").await;
+    let ip = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.clone())
+        .expect("cluster ip");
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some(format!("{ip}:5000").as_str())
+    );
+
+    // Every object, owned by the Registry.
+    let deps = Api::<Deployment>::namespaced(client.clone(), ns);
+    let dep = get_when(&deps, "hub").await;
+    assert!(owned_by(&dep.metadata, &uid));
+    assert_eq!(config_hash(&dep), status.config_hash.clone().expect("hash"));
+    let cm = get_when(
+        &Api::<ConfigMap>::namespaced(client.clone(), ns),
+        "hub-config",
+    )
+    .await;
+    assert!(owned_by(&cm.metadata, &uid));
+    assert!(cm.data.as_ref().expect("data")["config.yaml"].contains("listen: 0.0.0.0:5000"));
+    assert!(owned_by(&svc.metadata, &uid));
+    let pvc = get_when(
+        &Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
+        "hub-data",
+    )
+    .await;
+    assert!(owned_by(&pvc.metadata, &uid));
+    let cj = get_when(&Api::<CronJob>::namespaced(client.clone(), ns), "hub-gc").await;
+    assert!(owned_by(&cj.metadata, &uid));
+    let key = get_when(
+        &Api::<Secret>::namespaced(client.clone(), ns),
+        "hub-token-key",
+    )
+    .await;
+    assert!(owned_by(&key.metadata, &uid));
+    let pem = key.data.as_ref().expect("data")["key.pem"].0.clone();
+    assert!(String::from_utf8_lossy(&pem).contains("BEGIN PRIVATE KEY"));
+    assert!(
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+            .get_opt("hub")
+            .await
+            .expect("get pdb")
+            .is_none(),
+        "no PDB with one replica"
+    );
+    // Fields managed by server-side apply under one field manager.
+    let managers: Vec<String> = dep
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.operation.as_deref() == Some("Apply"))
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers, ["berth-operator"]);
+
+    // Events about what it created.
+    let events = Api::<Event>::namespaced(client.clone(), ns);
+    wait_for("Created events", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            let notes: Vec<String> = list
+                .items
+                .iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("hub"))
+                .filter(|e| e.reason.as_deref() == Some("Created"))
+                .filter_map(|e| e.note.clone())
+                .collect();
+            (notes.iter().any(|n| n.contains("Deployment hub"))
+                && notes.iter().any(|n| n.contains("token signing key")))
+            .then_some(())
+        }
+    })
+    .await;
+
+    // A hand edit of the Deployment is repaired.
+    deps.patch(
+        "hub",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4, "template": {"spec": {"containers": [{"name": "registry", "image": "evil:latest"}]}}}})),
+    )
+    .await
+    .expect("hand edit");
+    wait_for("Deployment repaired", || {
+        let deps = deps.clone();
+        async move {
+            let d = deps.get("hub").await.ok()?;
+            let spec = d.spec?;
+            let image = spec.template.spec?.containers[0].image.clone()?;
+            (spec.replicas == Some(1) && image != "evil:latest").then_some(())
+        }
+    })
+    .await;
+
+    // A config change rolls the pods (new hash on the template).
+    let before = config_hash(&deps.get("hub").await.expect("dep"));
+    regs.patch(
+        "hub",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"logFormat": "text"}})),
+    )
+    .await
+    .expect("change config");
+    let after = wait_for("config hash to change", || {
+        let deps = deps.clone();
+        let before = before.clone();
+        async move {
+            let h = config_hash(&deps.get("hub").await.ok()?);
+            (h != before && !h.is_empty()).then_some(h)
+        }
+    })
+    .await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    assert_eq!(reg.status.and_then(|s| s.config_hash), Some(after));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get("hub-config")
+        .await
+        .expect("cm");
+    assert!(cm.data.expect("data")["config.yaml"].contains("log_format: text"));
+
+    // Shrinking the claim is refused and reported; growing it is applied.
+    regs.patch(
+        "hub",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storage": {"volume": {"size": "1Gi"}}}})),
+    )
+    .await
+    .expect("shrink");
+    let reg = registry_condition(&client, ns, "hub", "Degraded", "PartiallyApplied").await;
+    let msg = reg
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("degraded")
+        .message;
+    assert!(
+        msg.contains("stays at 2Gi") && msg.contains("never shrunk"),
+        "{msg}"
+    );
+
+    // Deleting the Registry removes its objects (garbage collector).
+    // (Background propagation, as `kubectl delete` does.)
+    regs.delete("hub", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&regs, "hub").await;
+    gone(&deps, "hub").await;
+    gone(
+        &Api::<ConfigMap>::namespaced(client.clone(), ns),
+        "hub-config",
+    )
+    .await;
+    gone(&Api::<Service>::namespaced(client.clone(), ns), "hub").await;
+    gone(&Api::<CronJob>::namespaced(client.clone(), ns), "hub-gc").await;
+    gone(
+        &Api::<Secret>::namespaced(client.clone(), ns),
+        "hub-token-key",
+    )
+    .await;
+    gone(
+        &Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
+        "hub-data",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn replicas_bring_a_pdb_and_take_it_away() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "scale";
+    namespace(&client, ns).await;
+    create_secret(
+        &client,
+        ns,
+        "s3",
+        &[("accessKeyId", "a"), ("secretAccessKey", "b")],
+    )
+    .await;
+    create_secret(&client, ns, "pg", &[("url", "postgres://db/berth")]).await;
+    let _op = Operator::start(&[]);
+    create_registry(
+        &client,
+        ns,
+        "hub",
+        json!({"replicas": 2, "storage": {"s3": {"bucket": "blobs", "credentialsSecret": "s3"}},
+               "database": {"postgres": {"urlSecret": {"name": "pg"}}},
+               "ingress": {"host": "registry.example.test"}}),
+    )
+    .await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    assert_eq!(
+        reg.status.and_then(|s| s.endpoint).as_deref(),
+        Some("registry.example.test")
+    );
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
+    get_when(&pdbs, "hub").await;
+    let ing = get_when(
+        &Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(client.clone(), ns),
+        "hub",
+    )
+    .await;
+    assert_eq!(
+        ing.spec.and_then(|s| s.rules).expect("rules")[0]
+            .host
+            .as_deref(),
+        Some("registry.example.test")
+    );
+    assert!(
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+            .get_opt("hub-data")
+            .await
+            .expect("get")
+            .is_none(),
+        "no claim with S3 storage"
+    );
+    Api::<Registry>::namespaced(client.clone(), ns)
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1, "ingress": null}})),
+        )
+        .await
+        .expect("scale down");
+    gone(&pdbs, "hub").await;
+    gone(
+        &Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(client.clone(), ns),
+        "hub",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn specs_that_cannot_work_go_into_status() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "badspec";
+    namespace(&client, ns).await;
+    let _op = Operator::start(&[]);
+    let events = Api::<Event>::namespaced(client.clone(), ns);
+
+    // A missing Secret: Degraded, a Warning event, nothing deployed; once the
+    // Secret exists the registry is deployed.
+    create_registry(
+        &client,
+        ns,
+        "hub",
+        json!({"auth": {"htpasswdSecret": "users"}}),
+    )
+    .await;
+    let reg = registry_condition(&client, ns, "hub", "Degraded", "SecretNotFound").await;
+    let msg = reg
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready")
+        .message;
+    assert!(msg.contains("Secret badspec/users does not exist"), "{msg}");
+    wait_for("SecretNotFound warning event", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("SecretNotFound")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    let deps = Api::<Deployment>::namespaced(client.clone(), ns);
+    assert!(deps.get_opt("hub").await.expect("get").is_none());
+    create_secret(
+        &client,
+        ns,
+        "users",
+        &[("htpasswd", "alice:$2y$05$abcdefghijklmnopqrstuu")],
+    )
+    .await;
+    get_when(&deps, "hub").await;
+    registry_condition(&client, ns, "hub", "Degraded", "AsExpected").await;
+
+    // A bad gc schedule.
+    Api::<Registry>::namespaced(client.clone(), ns)
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"gc": {"schedule": "61 * * * *"}}})),
+        )
+        .await
+        .expect("bad schedule");
+    registry_condition(&client, ns, "hub", "Degraded", "InvalidSchedule").await;
+
+    // A Repository of a Registry that does not exist.
+    let repo: Repository = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "orphan"}, "spec": {"registry": "nope", "name": "team/app"},
+    }))
+    .expect("repo");
+    Api::<Repository>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &repo)
+        .await
+        .expect("create");
+    let r = repository_condition(&client, ns, "orphan", "Degraded", "RegistryNotFound").await;
+    let msg = &r.status.expect("status").conditions[0].message;
+    assert!(msg.contains("no Registry badspec/nope"), "{msg}");
+}
+
+#[tokio::test]
+async fn repository_grants_pull_secrets_across_namespaces_and_cleans_up() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "platform";
+    namespace(&client, ns).await;
+    namespace(&client, "builds").await;
+    let _op = Operator::start(&[]);
+    create_registry(&client, ns, "hub", json!({})).await;
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), "builds");
+    let sa: ServiceAccount = serde_json::from_value(
+        json!({"metadata": {"name": "runner"}, "imagePullSecrets": [{"name": "existing"}]}),
+    )
+    .expect("sa");
+    sas.create(&PostParams::default(), &sa)
+        .await
+        .expect("create sa");
+
+    let repos = Api::<Repository>::namespaced(client.clone(), ns);
+    let repo: Repository = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "ci"},
+        "spec": {"registry": "hub", "name": "ci/*", "visibility": "Public",
+                 "access": [{"serviceAccounts": [{"namespace": "builds", "name": "runner"}], "actions": ["pull", "push"]}],
+                 "retention": {"schedule": "@daily", "keepLast": 5}},
+    }))
+    .expect("repo");
+    repos
+        .create(&PostParams::default(), &repo)
+        .await
+        .expect("create repo");
+    let r = repository_condition(&client, ns, "ci", "Ready", "Configured").await;
+    assert_eq!(r.finalizers(), ["berth.dev/pull-secrets"]);
+    let pull_name = "berth-pull-platform-ci";
+    assert_eq!(
+        r.status.as_ref().expect("status").pull_secrets,
+        [format!("builds/{pull_name}")]
+    );
+
+    let secrets = Api::<Secret>::namespaced(client.clone(), "builds");
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    let endpoint = reg.status.and_then(|s| s.endpoint).expect("endpoint");
+    // The pull Secret names the Registry's endpoint (updated once the
+    // Registry's status has it).
+    let s = wait_for("pull Secret for the endpoint", || {
+        let secrets = secrets.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            let s = secrets.get(pull_name).await.ok()?;
+            let cfg: serde_json::Value =
+                serde_json::from_slice(&s.data.as_ref()?.get(".dockerconfigjson")?.0).ok()?;
+            (cfg["auths"][&endpoint]["username"] == "robot$platform+ci").then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(s.type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
+    let names = |sa: ServiceAccount| -> Vec<String> {
+        sa.image_pull_secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
+    };
+    wait_for("imagePullSecrets entry", || {
+        let sas = sas.clone();
+        async move {
+            let n = names(sas.get("runner").await.ok()?);
+            (n == ["existing", pull_name]).then_some(())
+        }
+    })
+    .await;
+    // Retention CronJob, owned by the Repository.
+    let cj = get_when(
+        &Api::<CronJob>::namespaced(client.clone(), ns),
+        "ci-retention",
+    )
+    .await;
+    assert_eq!(cj.spec.expect("spec").schedule, "@daily");
+    // The rules are in the Registry's policy file, with the robot.
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    wait_for("policy with the repository", || {
+        let cms = cms.clone();
+        async move {
+            let cm = cms.get("hub-config").await.ok()?;
+            let policy = cm.data?.get("policy.yaml")?.clone();
+            (policy.contains("ci/*")
+                && policy.contains("robot:robot$platform+ci")
+                && policy.contains("anonymous"))
+            .then_some(())
+        }
+    })
+    .await;
+
+    // Removing the grant removes the Secret and the entry.
+    repos
+        .patch(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"access": []}})),
+        )
+        .await
+        .expect("remove grant");
+    gone(&secrets, pull_name).await;
+    wait_for("imagePullSecrets entry removed", || {
+        let sas = sas.clone();
+        async move { (names(sas.get("runner").await.ok()?) == ["existing"]).then_some(()) }
+    })
+    .await;
+
+    // Grant again, then delete the Repository: the finalizer cleans up.
+    repos
+        .patch(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"access": [{"serviceAccounts": [{"namespace": "builds", "name": "runner"}], "actions": ["pull"]}]}})),
+        )
+        .await
+        .expect("grant again");
+    get_when(&secrets, pull_name).await;
+    repos
+        .delete("ci", &DeleteParams::default())
+        .await
+        .expect("delete repo");
+    gone(&repos, "ci").await;
+    gone(&secrets, pull_name).await;
+    wait_for("imagePullSecrets entry removed after delete", || {
+        let sas = sas.clone();
+        async move { (names(sas.get("runner").await.ok()?) == ["existing"]).then_some(()) }
+    })
+    .await;
+    wait_for("policy without the repository", || {
+        let cms = cms.clone();
+        async move {
+            let cm = cms.get("hub-config").await.ok()?;
+            (!cm.data?.get("policy.yaml")?.contains("ci/*")).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_operators_elect_one_leader_and_fail_over() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    namespace(&client, "berth-system").await;
+    let leases = Api::<Lease>::namespaced(client.clone(), "berth-system");
+    let args = |id: &'static str| -> Vec<&'static str> {
+        vec![
+            "--leader-elect",
+            "true",
+            "--lease-namespace",
+            "berth-system",
+            "--lease-name",
+            "berth-operator-test",
+            "--lease-seconds",
+            "4",
+            "--identity",
+            id,
+        ]
+    };
+    let mut a = Operator::start(&args("operator-a"));
+    let holder = wait_for("a leader", || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get("berth-operator-test").await.ok()?;
+            l.spec?.holder_identity.filter(|h| !h.is_empty())
+        }
+    })
+    .await;
+    assert_eq!(holder, "operator-a");
+    let mut b = Operator::start(&args("operator-b"));
+    // b waits while a renews.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let l = leases.get("berth-operator-test").await.expect("lease");
+    assert_eq!(
+        l.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("operator-a")
+    );
+    // Kill a without a chance to release: b takes over once the lease expires.
+    a.kill();
+    wait_for("b to take over", || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get("berth-operator-test").await.ok()?;
+            (l.spec?.holder_identity.as_deref() == Some("operator-b")).then_some(())
+        }
+    })
+    .await;
+    // And b reconciles: a Registry gets its objects.
+    namespace(&client, "failover").await;
+    create_registry(&client, "failover", "hub", json!({})).await;
+    get_when(
+        &Api::<Deployment>::namespaced(client.clone(), "failover"),
+        "hub",
+    )
+    .await;
+    b.kill();
+    let _ = BTreeMap::<String, String>::new();
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The operator's tests against a real control plane: builds it if needed
+# (build.sh, cached), starts it (up.sh), runs the cluster tests of
+# berth-operator (feature `cluster-tests`, one at a time: each starts its
+# own operator process), and stops it again whatever happened.
+#
+#   tests/cluster/run-operator-tests.sh [extra cargo test args]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here/../.."
+
+start=$SECONDS
+"$here/build.sh"
+echo "run-operator-tests: control plane binaries ready in $((SECONDS - start))s" >&2
+
+# Compile the tests before starting the cluster (the cluster needs no CPU
+# while cargo builds, and a long build does not eat into its lifetime).
+cargo test -p berth-operator --features cluster-tests --test cluster --no-run
+
+trap '"$here/down.sh"' EXIT
+start=$SECONDS
+eval "$("$here/up.sh")"
+echo "run-operator-tests: control plane up in $((SECONDS - start))s (KUBECONFIG=$KUBECONFIG)" >&2
+rc=0
+cargo test -p berth-operator --features cluster-tests --test cluster "$@" -- --test-threads=1 || rc=$?
+if ((rc != 0)); then
+	dir="${BERTH_CLUSTER_DIR:-target/cluster}"
+	for f in "$dir"/logs/*.log; do
+		echo "----- $f (last 30 lines)" >&2
+		tail -n 30 "$f" >&2
+	done
+fi
+exit "$rc"
