@@ -3,7 +3,7 @@
 //!
 //! Built only with `--features cluster-tests`; run by
 //! `tests/cluster/run-operator-tests.sh`, which starts the control plane,
-//! exports KUBECONFIG and PATH (kubectl) and runs these with
+//! exports KUBECONFIG and BERTH_KUBECTL, and runs these with
 //! `--test-threads=1` (each test starts its own operator process).
 #![cfg(feature = "cluster-tests")]
 
@@ -265,21 +265,26 @@ fn config_hash(d: &Deployment) -> String {
         .unwrap_or_default()
 }
 
+/// kubectl built with the control plane (up.sh exports BERTH_KUBECTL).
+fn kubectl() -> String {
+    std::env::var("BERTH_KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
 #[tokio::test]
 async fn kubectl_applies_the_committed_crds() {
     let _ = client().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl())
         .args(["apply", "--server-side", "--force-conflicts", "-f"])
         .arg(&dir)
         .output()
-        .expect("run kubectl (PATH from tests/cluster/up.sh)");
+        .expect("run kubectl (BERTH_KUBECTL from tests/cluster/up.sh)");
     assert!(
         out.status.success(),
         "kubectl apply -f crds/ failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl())
         .args(["wait", "--for=condition=Established", "--timeout=60s"])
         .args(["crd/registries.berth.dev", "crd/repositories.berth.dev"])
         .output()

@@ -5,7 +5,10 @@
 # protection and disruption controllers), built by build.sh. No nodes and no
 # scheduler: pods are created but never run.
 #
-#   tests/cluster/up.sh      start; prints `export KUBECONFIG=…` on stdout
+#   tests/cluster/up.sh      start; prints `export KUBECONFIG=… BERTH_KUBECTL=…`
+#                            on stdout (PATH is left alone: changing it would
+#                            make cargo rebuild crates whose build scripts
+#                            watch it)
 #   tests/cluster/down.sh    stop (by the PIDs recorded here)
 #
 # State (certificates, tokens, data, logs, pids, kubeconfig) lives in
@@ -33,8 +36,21 @@ rm -rf "$dir"
 mkdir -p "$dir"/{pki,etcd,logs}
 pki="$dir/pki"
 
+# A free loopback port: the kernel's choice through python3 when there is
+# one, else a random high port nothing answers on.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	if command -v python3 >/dev/null; then
+		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+		return
+	fi
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
 }
 etcd_port="$(free_port)"
 etcd_peer="$(free_port)"
@@ -161,7 +177,7 @@ for _ in $(seq 1 120); do
 	if KUBECONFIG="$dir/kubeconfig" "$kube/kubectl" get serviceaccount default -n default >/dev/null 2>&1; then
 		echo "cluster/up.sh: control plane ready: kube-apiserver https://127.0.0.1:$api_port ($("$kube/kube-apiserver" --version)), etcd $("$etcd" --version | head -1 | awk '{print $3}')" >&2
 		printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
-		printf 'export PATH=%q\n' "$kube:$PATH"
+		printf 'export BERTH_KUBECTL=%q\n' "$kube/kubectl"
 		exit 0
 	fi
 	sleep 0.5
