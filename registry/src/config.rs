@@ -54,6 +54,32 @@ pub struct FileConfig {
     pub storage: Option<StorageBackend>,
     pub log_format: Option<LogFormat>,
     pub upload_expiry_seconds: Option<u64>,
+    /// Access control: the policy file turns it on (see the README).
+    pub policy_file: Option<PathBuf>,
+    /// htpasswd file with bcrypt entries for users.
+    pub htpasswd_file: Option<PathBuf>,
+    /// Token signing key (P-256 PEM); generated there if missing
+    /// [default: <data_dir>/token-key.pem].
+    pub token_key_file: Option<PathBuf>,
+    pub token_issuer: Option<String>,
+    /// The `service` (token audience) clients name [default: berth].
+    pub token_service: Option<String>,
+    pub token_expiry_seconds: Option<u64>,
+    /// Base URL clients reach the registry at, for the token realm
+    /// [default: from the request's Host header].
+    pub public_url: Option<String>,
+}
+
+/// Access-control settings, present when a policy file is configured.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub policy_file: PathBuf,
+    pub htpasswd_file: Option<PathBuf>,
+    pub token_key_file: PathBuf,
+    pub token_issuer: String,
+    pub token_service: String,
+    pub token_expiry: Duration,
+    pub public_url: Option<String>,
 }
 
 /// The effective configuration.
@@ -65,6 +91,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Upload sessions untouched for this long are removed with their data.
     pub upload_expiry: Duration,
+    /// None: no access control (anyone may do anything), as on a laptop.
+    pub auth: Option<AuthConfig>,
 }
 
 impl FileConfig {
@@ -97,15 +125,47 @@ impl FileConfig {
 
     /// Lays `over` (flags and environment) over this file and the defaults.
     pub fn resolve(self, over: FileConfig) -> Config {
+        let data_dir: PathBuf = over
+            .data_dir
+            .clone()
+            .or(self.data_dir.clone())
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let auth = over
+            .policy_file
+            .clone()
+            .or(self.policy_file.clone())
+            .map(|policy_file| AuthConfig {
+                policy_file,
+                htpasswd_file: over.htpasswd_file.clone().or(self.htpasswd_file.clone()),
+                token_key_file: over
+                    .token_key_file
+                    .clone()
+                    .or(self.token_key_file.clone())
+                    .unwrap_or_else(|| data_dir.join("token-key.pem")),
+                token_issuer: over
+                    .token_issuer
+                    .clone()
+                    .or(self.token_issuer.clone())
+                    .unwrap_or_else(|| "berth".into()),
+                token_service: over
+                    .token_service
+                    .clone()
+                    .or(self.token_service.clone())
+                    .unwrap_or_else(|| "berth".into()),
+                token_expiry: Duration::from_secs(
+                    over.token_expiry_seconds
+                        .or(self.token_expiry_seconds)
+                        .unwrap_or(300),
+                ),
+                public_url: over.public_url.clone().or(self.public_url.clone()),
+            });
         Config {
+            auth,
             listen: over
                 .listen
                 .or(self.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
-            data_dir: over
-                .data_dir
-                .or(self.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir,
             storage: over
                 .storage
                 .or(self.storage)

@@ -1,9 +1,10 @@
 //! Berth: an OCI distribution registry.
 //!
-//! Requests flow one way: [`api`] (HTTP) -> [`meta`] (metadata, SQL) and
-//! [`storage`] (blob bytes, `object_store`). See DESIGN.md for the map.
+//! Requests flow one way: [`api`] (HTTP) -> [`auth`] (who, and may they)
+//! -> [`meta`] (metadata, SQL) and [`storage`] (blob bytes, `object_store`). See DESIGN.md for the map.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod manifest;

@@ -20,7 +20,7 @@ enum Command {
     ///
     /// Settings come from the config file, then BERTH_* environment
     /// variables, then flags; later ones win.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a config file and print the effective configuration.
     CheckConfig {
         /// The YAML file to check.
@@ -30,7 +30,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// YAML config file (fields: listen, data_dir, storage, log_format, upload_expiry_seconds).
+    /// YAML config file: any of the options below, in snake_case (listen, data_dir, …).
     #[arg(long, env = "BERTH_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:5000].
@@ -48,6 +48,28 @@ struct ServeArgs {
     /// Idle upload sessions are removed after this many seconds [default: 86400].
     #[arg(long, env = "BERTH_UPLOAD_EXPIRY_SECONDS")]
     upload_expiry_seconds: Option<u64>,
+    /// Policy file (users' groups, robots, rules); turns access control on.
+    /// Re-read when it changes.
+    #[arg(long, env = "BERTH_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
+    /// htpasswd file of users (bcrypt entries, `htpasswd -B`).
+    #[arg(long, env = "BERTH_HTPASSWD_FILE")]
+    htpasswd_file: Option<PathBuf>,
+    /// Token signing key, P-256 PEM; generated if missing [default: <data-dir>/token-key.pem].
+    #[arg(long, env = "BERTH_TOKEN_KEY_FILE")]
+    token_key_file: Option<PathBuf>,
+    /// Issuer of tokens [default: berth].
+    #[arg(long, env = "BERTH_TOKEN_ISSUER")]
+    token_issuer: Option<String>,
+    /// Service (token audience) [default: berth].
+    #[arg(long, env = "BERTH_TOKEN_SERVICE")]
+    token_service: Option<String>,
+    /// Token lifetime in seconds [default: 300].
+    #[arg(long, env = "BERTH_TOKEN_EXPIRY_SECONDS")]
+    token_expiry_seconds: Option<u64>,
+    /// URL clients reach the registry at, for the token realm [default: from the Host header].
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -93,6 +115,13 @@ fn main() -> ExitCode {
                 storage: args.storage,
                 log_format: args.log_format,
                 upload_expiry_seconds: args.upload_expiry_seconds,
+                policy_file: args.policy_file,
+                htpasswd_file: args.htpasswd_file,
+                token_key_file: args.token_key_file,
+                token_issuer: args.token_issuer,
+                token_service: args.token_service,
+                token_expiry_seconds: args.token_expiry_seconds,
+                public_url: args.public_url,
             });
             init_logging(config.log_format);
             let runtime = match tokio::runtime::Runtime::new() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
+use crate::auth::AccessControl;
 use crate::config::{Config, StorageBackend};
 use crate::meta::{MetaStore, SqliteMeta, now_ms};
 use crate::storage::BlobStore;
@@ -24,7 +25,23 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
         }
         StorageBackend::Memory => (Arc::new(SqliteMeta::memory().await?), BlobStore::memory()),
     };
-    Ok(AppState { meta, blobs })
+    let access = match &config.auth {
+        Some(auth) => {
+            let access = AccessControl::open(auth)?;
+            tokio::spawn(access.policy.clone().watch(Duration::from_secs(2)));
+            tracing::info!(policy = %auth.policy_file.display(), "access control on");
+            Some(Arc::new(access))
+        }
+        None => {
+            tracing::warn!("no policy file: access control is off, anyone may push and delete");
+            None
+        }
+    };
+    Ok(AppState {
+        meta,
+        blobs,
+        access,
+    })
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -37,7 +54,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         storage = ?config.storage,
         "berth is serving the OCI distribution API"
     );
-    axum::serve(listener, api::router(state))
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

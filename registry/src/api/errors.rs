@@ -22,6 +22,9 @@ pub enum Code {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    Unauthorized,
+    Denied,
+    TooManyRequests,
     Unsupported,
     PaginationNumberInvalid,
     RangeInvalid,
@@ -41,6 +44,9 @@ impl Code {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid => "SIZE_INVALID",
+            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Denied => "DENIED",
+            Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Unsupported => "UNSUPPORTED",
             Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Code::RangeInvalid => "RANGE_INVALID",
@@ -61,6 +67,9 @@ impl Code {
             | Code::NameInvalid
             | Code::SizeInvalid
             | Code::PaginationNumberInvalid => StatusCode::BAD_REQUEST,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::Denied => StatusCode::FORBIDDEN,
+            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,6 +86,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra headers, e.g. `Range` on a 416 so the client can resume.
     pub range: Option<String>,
+    /// `WWW-Authenticate` on a 401.
+    pub challenge: Option<HeaderValue>,
 }
 
 impl ApiError {
@@ -86,6 +97,7 @@ impl ApiError {
             status: code.status(),
             message: message.into(),
             range: None,
+            challenge: None,
         }
     }
 
@@ -138,6 +150,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"errors": [{"code": self.code.as_str(), "message": self.message, "detail": null}]});
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert("www-authenticate", challenge);
+        }
         if let Some(range) = self.range.and_then(|r| HeaderValue::from_str(&r).ok()) {
             response.headers_mut().insert("range", range);
         }

@@ -2,6 +2,7 @@
 //! Handlers parse requests and shape responses; they hold no SQL and no
 //! paths, only calls into [`MetaStore`] and [`BlobStore`].
 
+mod access;
 mod blobs;
 mod catalog;
 pub mod errors;
@@ -9,13 +10,14 @@ mod manifests;
 mod referrers;
 pub mod route;
 mod tags;
+mod token;
 mod uploads;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +25,7 @@ use axum::routing::{any, get};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::auth::AccessControl;
 use crate::meta::MetaStore;
 use crate::storage::BlobStore;
 use errors::{ApiError, ApiResult, Code};
@@ -33,6 +36,8 @@ use route::Route;
 pub struct AppState {
     pub meta: Arc<dyn MetaStore>,
     pub blobs: BlobStore,
+    /// None: access control is off.
+    pub access: Option<Arc<AccessControl>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", any(version_check))
         .route("/v2/", any(version_check))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/auth/token", any(token_endpoint))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(middleware::from_fn(api_version_header))
@@ -66,12 +72,37 @@ async fn api_version_header(req: Request, next: Next) -> Response {
     response
 }
 
-async fn version_check(method: Method) -> Response {
-    if method == Method::GET || method == Method::HEAD {
-        ([("content-type", "application/json")], "{}").into_response()
-    } else {
-        method_not_allowed(&method).into_response()
+async fn version_check(State(state): State<AppState>, request: Request) -> Response {
+    let req = Req::from_request(request);
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return method_not_allowed(&req.method).into_response();
     }
+    let result = match access::ask(&state, None, &req) {
+        Ok(ask) => access::check(&state, ask).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => ([("content-type", "application/json")], "{}").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn token_endpoint(State(state): State<AppState>, request: Request) -> Response {
+    let req = Req::from_request(request);
+    let Some(access) = &state.access else {
+        return ApiError::new(
+            Code::Unsupported,
+            "access control is off: no tokens are needed",
+        )
+        .with_status(StatusCode::NOT_FOUND)
+        .into_response();
+    };
+    if req.method != Method::GET && req.method != Method::POST {
+        return method_not_allowed(&req.method).into_response();
+    }
+    token::issue(access, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -99,7 +130,7 @@ fn method_not_allowed(method: &Method) -> ApiError {
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(raw: Option<&str>) -> Self {
+    pub fn parse(raw: Option<&str>) -> Self {
         Params(
             url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
                 .into_owned()
@@ -128,9 +159,28 @@ pub struct Req {
     pub params: Params,
     pub headers: HeaderMap,
     pub body: Body,
+    /// The peer address, for rate limits.
+    pub client: Option<std::net::IpAddr>,
+    /// Who is asking, once access control has looked.
+    pub caller: access::Caller,
 }
 
 impl Req {
+    fn from_request(request: Request) -> Self {
+        let (parts, body) = request.into_parts();
+        Req {
+            client: parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+            method: parts.method,
+            params: Params::parse(parts.uri.query()),
+            headers: parts.headers,
+            body,
+            caller: access::Caller::anonymous(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -138,22 +188,17 @@ impl Req {
 
 async fn dispatch(
     State(state): State<AppState>,
-    method: Method,
     Path(rest): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let req = Req {
-        method,
-        params: Params::parse(query.as_deref()),
-        headers,
-        body,
-    };
-    let result = match route::parse(&rest) {
-        Ok(route) => handle(&state, route, req).await,
-        Err(e) => Err(e),
-    };
+    let mut req = Req::from_request(request);
+    let result = async {
+        let route = route::parse(&rest)?;
+        let ask = access::ask(&state, Some(&route), &req)?;
+        req.caller = access::check(&state, ask).await?;
+        handle(&state, route, req).await
+    }
+    .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -89,7 +89,7 @@ impl Server {
             .expect("spawn berth");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http_status(&self.addr, "/v2/") != 200 {
+        while http_status(&self.addr, "/healthz") != 200 {
             if let Some(status) = self
                 .child
                 .as_mut()

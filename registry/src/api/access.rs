@@ -1,0 +1,300 @@
+//! Access control at the HTTP edge: reads credentials (basic or bearer),
+//! works out what a request needs (pull, push, delete on which repository),
+//! and answers 401 with the token challenge or 403 DENIED. The decisions
+//! themselves are [`crate::auth`]'s.
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderValue, Method, StatusCode};
+use base64::Engine;
+
+use super::errors::{ApiError, Code};
+use super::route::Route;
+use super::{AppState, Req, hv};
+use crate::auth::{AccessControl, Action, Claims, Identity};
+
+/// Who is asking, as far as handlers care.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+    /// Present when the caller came with a bearer token.
+    pub claims: Option<Claims>,
+}
+
+impl Caller {
+    pub fn anonymous() -> Self {
+        Caller {
+            identity: Identity::Anonymous,
+            claims: None,
+        }
+    }
+}
+
+enum Credentials {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+fn credentials(req: &Req) -> Result<Credentials, ApiError> {
+    let Some(value) = req.header("authorization") else {
+        return Ok(Credentials::None);
+    };
+    let bad = || ApiError::new(Code::Unauthorized, "malformed Authorization header");
+    let (scheme, rest) = value.trim().split_once(' ').ok_or_else(bad)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (user, password) = decoded.split_once(':').ok_or_else(bad)?;
+        Ok(Credentials::Basic(user.to_string(), password.to_string()))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credentials::Bearer(rest.trim().to_string()))
+    } else {
+        Err(bad())
+    }
+}
+
+/// Basic credentials of the request, if any (a bearer token is refused here).
+pub fn basic_credentials(req: &Req) -> Result<Option<(String, String)>, ApiError> {
+    match credentials(req)? {
+        Credentials::None => Ok(None),
+        Credentials::Basic(user, password) => Ok(Some((user, password))),
+        Credentials::Bearer(_) => Err(ApiError::new(
+            Code::Unauthorized,
+            "the token endpoint takes basic credentials, not a token",
+        )),
+    }
+}
+
+/// The identity a token's subject stands for under the current policy.
+fn identity_of(access: &AccessControl, subject: &str) -> Identity {
+    if subject.is_empty() {
+        Identity::Anonymous
+    } else if access.policy.get().robot(subject).is_some() {
+        Identity::Robot {
+            name: subject.into(),
+        }
+    } else {
+        Identity::User {
+            name: subject.into(),
+        }
+    }
+}
+
+/// Checks basic credentials, rate limited per client; bcrypt runs off the
+/// async threads.
+pub async fn login(
+    access: &std::sync::Arc<AccessControl>,
+    client: Option<IpAddr>,
+    user: String,
+    password: String,
+) -> Result<Identity, ApiError> {
+    if let Some(ip) = client
+        && !access.limiter.allows(ip)
+    {
+        return Err(ApiError::new(
+            Code::TooManyRequests,
+            "too many failed logins; try again later",
+        ));
+    }
+    let checker = access.clone();
+    let name = user.clone();
+    let identity = tokio::task::spawn_blocking(move || checker.authenticate(&user, &password))
+        .await
+        .map_err(ApiError::internal)?;
+    match identity {
+        Some(identity) => Ok(identity),
+        None => {
+            if let Some(ip) = client {
+                access.limiter.record_failure(ip);
+            }
+            tracing::warn!(user = %name, client = ?client, "failed login");
+            Err(ApiError::new(
+                Code::Unauthorized,
+                "invalid username or password",
+            ))
+        }
+    }
+}
+
+/// What the request needs, per repository.
+fn needs(route: &Route, req: &Req) -> Vec<(String, Action)> {
+    let m = &req.method;
+    let read = *m == Method::GET || *m == Method::HEAD;
+    match route {
+        Route::Catalog => vec![],
+        Route::Tags { name } | Route::Referrers { name, .. } => vec![(name.clone(), Action::Pull)],
+        Route::Manifest { name, .. } | Route::Blob { name, .. } => {
+            let action = if read {
+                Action::Pull
+            } else if *m == Method::DELETE {
+                Action::Delete
+            } else {
+                Action::Push
+            };
+            vec![(name.clone(), action)]
+        }
+        Route::Uploads { name } => {
+            let mut needs = vec![(name.clone(), Action::Push)];
+            // Mounting reads the source: pull on it too.
+            if req.params.get("mount").is_some()
+                && let Some(from) = req.params.get("from")
+            {
+                needs.push((from.to_string(), Action::Pull));
+            }
+            needs
+        }
+        Route::Upload { name, .. } => vec![(name.clone(), Action::Push)],
+    }
+}
+
+/// Everything access control needs from a request, taken before any await
+/// (the request body is not `Sync`, so the request cannot be held across one).
+pub struct Ask {
+    needs: Vec<(String, Action)>,
+    /// Base URL of the token realm.
+    base: String,
+    credentials: Credentials,
+    client: Option<IpAddr>,
+    /// `GET /v2/`: any known caller is enough.
+    base_endpoint: bool,
+}
+
+/// Reads what `route` (None: `GET /v2/`) needs and who is asking.
+pub fn ask(state: &AppState, route: Option<&Route>, req: &Req) -> Result<Ask, ApiError> {
+    let base = match state.access.as_ref().and_then(|a| a.public_url.clone()) {
+        Some(url) => url,
+        None => {
+            let proto = req.header("x-forwarded-proto").unwrap_or("http");
+            format!("{proto}://{}", req.header("host").unwrap_or("localhost"))
+        }
+    };
+    Ok(Ask {
+        needs: route.map(|r| needs(r, req)).unwrap_or_default(),
+        base,
+        credentials: if state.access.is_some() {
+            credentials(req)?
+        } else {
+            Credentials::None
+        },
+        client: req.client,
+        base_endpoint: route.is_none(),
+    })
+}
+
+/// The `WWW-Authenticate` challenge pointing clients at the token service.
+fn challenge(access: &AccessControl, ask: &Ask, error: Option<&str>) -> HeaderValue {
+    let mut value = format!(
+        "Bearer realm=\"{}/auth/token\",service=\"{}\"",
+        ask.base.trim_end_matches('/'),
+        access.tokens.service
+    );
+    // One scope per repository, actions joined by commas.
+    let mut scopes: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, action) in &ask.needs {
+        match scopes.iter_mut().find(|(n, _)| n == name) {
+            Some((_, actions)) => actions.push(action.as_str()),
+            None => scopes.push((name.clone(), vec![action.as_str()])),
+        }
+    }
+    if !scopes.is_empty() {
+        let scope: Vec<String> = scopes
+            .into_iter()
+            .map(|(n, a)| format!("repository:{n}:{}", a.join(",")))
+            .collect();
+        value.push_str(&format!(",scope=\"{}\"", scope.join(" ")));
+    }
+    if let Some(e) = error {
+        value.push_str(&format!(",error=\"{e}\""));
+    }
+    hv(value)
+}
+
+fn unauthorized(access: &AccessControl, ask: &Ask, message: &str, error: Option<&str>) -> ApiError {
+    let mut e = ApiError::new(Code::Unauthorized, message);
+    e.challenge = Some(challenge(access, ask, error));
+    e
+}
+
+/// Authenticates and authorizes what [`ask`] read.
+pub async fn check(state: &AppState, ask: Ask) -> Result<Caller, ApiError> {
+    let Some(access) = &state.access else {
+        return Ok(Caller::anonymous());
+    };
+    let caller = match &ask.credentials {
+        Credentials::None => Caller::anonymous(),
+        Credentials::Basic(user, password) => {
+            match login(access, ask.client, user.clone(), password.clone()).await {
+                Ok(identity) => Caller {
+                    identity,
+                    claims: None,
+                },
+                Err(e) if e.code == Code::TooManyRequests => return Err(e),
+                Err(_) => {
+                    return Err(unauthorized(
+                        access,
+                        &ask,
+                        "invalid username or password",
+                        None,
+                    ));
+                }
+            }
+        }
+        Credentials::Bearer(token) => match access.tokens.verify(token) {
+            Ok(claims) => Caller {
+                identity: identity_of(access, &claims.sub),
+                claims: Some(claims),
+            },
+            Err(e) => {
+                return Err(unauthorized(
+                    access,
+                    &ask,
+                    &e.to_string(),
+                    Some("invalid_token"),
+                ));
+            }
+        },
+    };
+    // Anonymous callers are challenged at /v2/ so that clients log in.
+    if ask.base_endpoint && caller.identity == Identity::Anonymous && caller.claims.is_none() {
+        return Err(unauthorized(access, &ask, "authentication required", None));
+    }
+    let policy = access.policy.get();
+    for (name, action) in &ask.needs {
+        let granted = match &caller.claims {
+            Some(claims) => claims.grants(name, action.as_str()),
+            None => policy.permits(&caller.identity, name, *action),
+        };
+        if granted {
+            continue;
+        }
+        // A token missing a scope the policy would give: ask for a new one.
+        let could = policy.permits(&caller.identity, name, *action);
+        if caller.identity == Identity::Anonymous || (caller.claims.is_some() && could) {
+            let error = caller.claims.as_ref().map(|_| "insufficient_scope");
+            return Err(unauthorized(access, &ask, "authentication required", error));
+        }
+        return Err(ApiError::new(
+            Code::Denied,
+            format!(
+                "{} may not {action} repository `{name}`",
+                caller.identity.name()
+            ),
+        )
+        .with_status(StatusCode::FORBIDDEN));
+    }
+    Ok(caller)
+}
+
+/// Whether the caller may pull `name` (catalog filtering).
+pub fn may_pull(state: &AppState, caller: &Caller, name: &str) -> bool {
+    match &state.access {
+        None => true,
+        Some(access) => access
+            .policy
+            .get()
+            .permits(&caller.identity, name, Action::Pull),
+    }
+}

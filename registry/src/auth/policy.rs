@@ -1,0 +1,352 @@
+//! The policy file: robots, groups and ordered rules, in the format the
+//! operator renders into a Registry's ConfigMap. Re-read when it changes
+//! (a ConfigMap update swaps a symlink); an invalid new file keeps the old
+//! policy in force.
+//!
+//! ```yaml
+//! anonymous_pull: false          # shorthand for a rule: "**", anonymous, pull
+//! groups:                        # optional: group -> htpasswd users
+//!   dev: [alice, bob]
+//! robots:                        # long random secrets, stored as hex sha256
+//!   - name: robot$team-a+app
+//!     password_sha256: 5e88...
+//! rules:                         # any rule that matches grants its actions
+//!   - repositories: ["team-a/*"] # exact name, or `*` for any characters
+//!     subjects: ["group:dev", "robot:robot$team-a+app"]
+//!     actions: [pull, push]
+//! ```
+//! Subjects: `anonymous`, `authenticated` (any user or robot), `user:NAME`,
+//! `group:NAME`, `robot:NAME`. Nothing is allowed that no rule grants.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Action, Identity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy file {path}: field `{field}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Robot {
+    pub name: String,
+    /// Lowercase hex sha256 of the secret.
+    pub password_sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Where the rule comes from (the operator writes `namespace/name`).
+    #[serde(default)]
+    pub source: Option<String>,
+    pub repositories: Vec<String>,
+    pub subjects: Vec<String>,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub anonymous_pull: bool,
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub robots: Vec<Robot>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Per-repository settings (quota, immutable tags, retention), enforced
+    /// by the maintenance features; kept here as written.
+    #[serde(default)]
+    pub repositories: Vec<serde_yaml::Value>,
+}
+
+/// `*` matches any run of characters, `/` included; everything else is literal.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl Policy {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
+        let policy: Policy = if text.trim().is_empty() {
+            Policy::default()
+        } else {
+            serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)).map_err(
+                |e| PolicyError::Invalid {
+                    path: path.to_path_buf(),
+                    field: e.path().to_string(),
+                    message: e.into_inner().to_string(),
+                },
+            )?
+        };
+        policy.validate(path)?;
+        Ok(policy)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), PolicyError> {
+        let invalid = |field: String, message: String| PolicyError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        for (i, robot) in self.robots.iter().enumerate() {
+            let h = &robot.password_sha256;
+            if h.len() != 64
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(invalid(
+                    format!("robots[{i}].password_sha256"),
+                    "must be 64 lowercase hex characters (sha256 of the secret)".into(),
+                ));
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            for (j, s) in rule.subjects.iter().enumerate() {
+                let ok = matches!(s.as_str(), "anonymous" | "authenticated")
+                    || ["user:", "group:", "robot:"]
+                        .iter()
+                        .any(|p| s.strip_prefix(p).is_some_and(|n| !n.is_empty()));
+                if !ok {
+                    return Err(invalid(
+                        format!("rules[{i}].subjects[{j}]"),
+                        format!(
+                            "`{s}` is not anonymous, authenticated, user:NAME, group:NAME or robot:NAME"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn robot(&self, name: &str) -> Option<&Robot> {
+        self.robots.iter().find(|r| r.name == name)
+    }
+
+    fn subject_matches(&self, subject: &str, who: &Identity) -> bool {
+        match (subject, who) {
+            ("anonymous", Identity::Anonymous) => true,
+            ("authenticated", Identity::User { .. } | Identity::Robot { .. }) => true,
+            (s, Identity::User { name }) => {
+                s.strip_prefix("user:") == Some(name.as_str())
+                    || s.strip_prefix("group:")
+                        .and_then(|g| self.groups.get(g))
+                        .is_some_and(|members| members.iter().any(|m| m == name))
+            }
+            (s, Identity::Robot { name }) => s.strip_prefix("robot:") == Some(name.as_str()),
+            _ => false,
+        }
+    }
+
+    /// Every action `who` may take on repository `repo`.
+    pub fn allowed(&self, who: &Identity, repo: &str) -> BTreeSet<Action> {
+        let mut actions = BTreeSet::new();
+        if self.anonymous_pull {
+            actions.insert(Action::Pull);
+        }
+        for rule in &self.rules {
+            if rule.repositories.iter().any(|p| pattern_matches(p, repo))
+                && rule.subjects.iter().any(|s| self.subject_matches(s, who))
+            {
+                actions.extend(rule.actions.iter().copied());
+            }
+        }
+        actions
+    }
+
+    pub fn permits(&self, who: &Identity, repo: &str, action: Action) -> bool {
+        self.allowed(who, repo).contains(&action)
+    }
+}
+
+/// The policy in force, swapped atomically when the file changes.
+#[derive(Clone)]
+pub struct PolicyHandle {
+    current: Arc<RwLock<Arc<Policy>>>,
+    path: PathBuf,
+}
+
+/// What identifies one version of the file: following symlinks, so that a
+/// ConfigMap's `..data` swap is seen.
+fn fingerprint(path: &Path) -> Option<(std::time::SystemTime, u64, PathBuf)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.modified().ok()?,
+        meta.len(),
+        std::fs::canonicalize(path).ok()?,
+    ))
+}
+
+impl PolicyHandle {
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::new(Policy::load(path)?))),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A fixed policy (tests).
+    pub fn fixed(policy: Policy) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(policy))),
+            path: PathBuf::new(),
+        }
+    }
+
+    pub fn get(&self) -> Arc<Policy> {
+        match self.current.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the file whenever it changes; keeps the old policy (and
+    /// logs why) if the new one does not load.
+    pub async fn watch(self, every: Duration) {
+        let mut seen = fingerprint(&self.path);
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = fingerprint(&self.path);
+            if now.is_none() || now == seen {
+                continue;
+            }
+            seen = now;
+            match Policy::load(&self.path) {
+                Ok(policy) => {
+                    let rules = policy.rules.len();
+                    match self.current.write() {
+                        Ok(mut p) => *p = Arc::new(policy),
+                        Err(poisoned) => *poisoned.into_inner() = Arc::new(policy),
+                    }
+                    tracing::info!(path = %self.path.display(), rules, "policy reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "policy file changed but is invalid; keeping the previous policy")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+anonymous_pull: false
+groups:
+  dev: [alice]
+robots:
+  - name: robot$ci
+    password_sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824
+rules:
+  - repositories: ["public/*"]
+    subjects: [anonymous, authenticated]
+    actions: [pull]
+  - repositories: ["ci/*"]
+    subjects: ["robot:robot$ci"]
+    actions: [pull, push]
+  - repositories: ["team/app"]
+    subjects: ["group:dev"]
+    actions: [push]
+"#;
+
+    #[test]
+    fn rules_grant_only_what_they_say() {
+        let p = Policy::parse(FILE, Path::new("p.yaml")).unwrap();
+        let anon = Identity::Anonymous;
+        let alice = Identity::User {
+            name: "alice".into(),
+        };
+        let bob = Identity::User { name: "bob".into() };
+        let ci = Identity::Robot {
+            name: "robot$ci".into(),
+        };
+        assert!(p.permits(&anon, "public/x/y", Action::Pull));
+        assert!(!p.permits(&anon, "public/x", Action::Push));
+        assert!(!p.permits(&anon, "publicity", Action::Pull));
+        assert!(p.permits(&bob, "public/x", Action::Pull));
+        assert!(p.permits(&ci, "ci/app", Action::Push));
+        assert!(!p.permits(&ci, "prod/app", Action::Push));
+        // push implies nothing else
+        assert!(p.permits(&alice, "team/app", Action::Push));
+        assert!(!p.permits(&alice, "team/app", Action::Pull));
+        assert!(!p.permits(&bob, "team/app", Action::Push));
+        assert!(!p.permits(&anon, "ci/app", Action::Pull));
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("**", "a/b/c"));
+        assert!(pattern_matches("a/*", "a/b/c"));
+        assert!(pattern_matches("a/*/c", "a/b/x/c"));
+        assert!(!pattern_matches("a/*/c", "a/c"));
+        assert!(pattern_matches("exact", "exact"));
+        assert!(!pattern_matches("exact", "exactly"));
+    }
+
+    #[test]
+    fn invalid_files_name_the_field() {
+        let e = Policy::parse(
+            "rules:\n- repositories: [a]\n  subjects: [everyone]\n  actions: [pull]\n",
+            Path::new("p"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rules[0].subjects[0]"), "{e}");
+        let e = Policy::parse(
+            "rules:\n- repositories: [a]\n  subjects: [anonymous]\n  actions: [fly]\n",
+            Path::new("p"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rules[0].actions"), "{e}");
+        let e = Policy::parse(
+            "robots:\n- name: r\n  password_sha256: plain\n",
+            Path::new("p"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("password_sha256"), "{e}");
+    }
+}
