@@ -28,7 +28,7 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
     let access = match &config.auth {
         Some(auth) => {
             let access = AccessControl::open(auth)?;
-            tokio::spawn(access.policy.clone().watch(Duration::from_secs(2)));
+            access.watch_files();
             tracing::info!(policy = %auth.policy_file.display(), "access control on");
             Some(Arc::new(access))
         }

@@ -540,7 +540,7 @@ fn configmap_swap(dir: &Path, version: u32, content: &str) {
 }
 
 #[tokio::test]
-async fn policy_reloads_on_configmap_swap_and_keeps_the_old_one_when_invalid() {
+async fn policy_and_users_reload_and_an_invalid_policy_keeps_the_old_one() {
     let s = Secured::start(&[]);
     // Turn policy.yaml into a ConfigMap-style symlink.
     let cm = s.dir.path().join("cm");
@@ -562,6 +562,29 @@ async fn policy_reloads_on_configmap_swap_and_keeps_the_old_one_when_invalid() {
         assert!(
             Instant::now() < deadline,
             "the new policy was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // A user added to the htpasswd file can log in without a restart.
+    let carol = bcrypt::hash("carol-pw", 5).unwrap();
+    let htpasswd = s.dir.path().join("htpasswd");
+    let mut users = std::fs::read_to_string(&htpasswd).unwrap();
+    users.push_str(&format!("carol:{carol}\n"));
+    std::fs::write(&htpasswd, users).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = s
+            .req(Method::GET, "/v2/", Some(("carol", "carol-pw")))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new htpasswd user was not picked up"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -7,11 +7,13 @@ mod credentials;
 mod limiter;
 mod policy;
 mod token;
+mod watch;
 
 pub use credentials::Htpasswd;
 pub use limiter::FailureLimiter;
-pub use policy::{Policy, PolicyError, PolicyHandle};
+pub use policy::{Policy, PolicyError};
 pub use token::{Access, Claims, TokenError, TokenService};
+pub use watch::Watched;
 
 use std::fmt;
 use std::str::FromStr;
@@ -83,8 +85,8 @@ pub enum AuthError {
 
 /// Everything access control needs, opened from the configuration.
 pub struct AccessControl {
-    pub policy: PolicyHandle,
-    pub users: Htpasswd,
+    pub policy: Watched<Policy>,
+    pub users: Option<Watched<Htpasswd>>,
     pub tokens: TokenService,
     pub limiter: FailureLimiter,
     pub public_url: Option<String>,
@@ -96,11 +98,12 @@ const MAX_FAILED_LOGINS: u32 = 10;
 impl AccessControl {
     pub fn open(config: &crate::config::AuthConfig) -> Result<Self, AuthError> {
         Ok(Self {
-            policy: PolicyHandle::load(&config.policy_file)?,
-            users: match &config.htpasswd_file {
-                Some(path) => Htpasswd::load(path)?,
-                None => Htpasswd::default(),
-            },
+            policy: Watched::load(&config.policy_file, Policy::load)?,
+            users: config
+                .htpasswd_file
+                .as_deref()
+                .map(|path| Watched::load(path, Htpasswd::load))
+                .transpose()?,
             tokens: TokenService::new(
                 &config.token_key_file,
                 &config.token_issuer,
@@ -114,6 +117,16 @@ impl AccessControl {
 
     /// Checks basic credentials (robots, then htpasswd users).
     pub fn authenticate(&self, user: &str, password: &str) -> Option<Identity> {
-        credentials::authenticate(&self.policy.get(), &self.users, user, password)
+        let users = self.users.as_ref().map(Watched::get).unwrap_or_default();
+        credentials::authenticate(&self.policy.get(), &users, user, password)
+    }
+
+    /// Re-reads the policy and htpasswd files whenever they change.
+    pub fn watch_files(&self) {
+        let every = std::time::Duration::from_secs(2);
+        tokio::spawn(self.policy.clone().watch(every));
+        if let Some(users) = &self.users {
+            tokio::spawn(users.clone().watch(every));
+        }
     }
 }

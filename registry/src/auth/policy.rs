@@ -20,8 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -198,76 +196,6 @@ impl Policy {
 
     pub fn permits(&self, who: &Identity, repo: &str, action: Action) -> bool {
         self.allowed(who, repo).contains(&action)
-    }
-}
-
-/// The policy in force, swapped atomically when the file changes.
-#[derive(Clone)]
-pub struct PolicyHandle {
-    current: Arc<RwLock<Arc<Policy>>>,
-    path: PathBuf,
-}
-
-/// What identifies one version of the file: following symlinks, so that a
-/// ConfigMap's `..data` swap is seen.
-fn fingerprint(path: &Path) -> Option<(std::time::SystemTime, u64, PathBuf)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((
-        meta.modified().ok()?,
-        meta.len(),
-        std::fs::canonicalize(path).ok()?,
-    ))
-}
-
-impl PolicyHandle {
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        Ok(Self {
-            current: Arc::new(RwLock::new(Arc::new(Policy::load(path)?))),
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// A fixed policy (tests).
-    pub fn fixed(policy: Policy) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(Arc::new(policy))),
-            path: PathBuf::new(),
-        }
-    }
-
-    pub fn get(&self) -> Arc<Policy> {
-        match self.current.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Re-reads the file whenever it changes; keeps the old policy (and
-    /// logs why) if the new one does not load.
-    pub async fn watch(self, every: Duration) {
-        let mut seen = fingerprint(&self.path);
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let now = fingerprint(&self.path);
-            if now.is_none() || now == seen {
-                continue;
-            }
-            seen = now;
-            match Policy::load(&self.path) {
-                Ok(policy) => {
-                    let rules = policy.rules.len();
-                    match self.current.write() {
-                        Ok(mut p) => *p = Arc::new(policy),
-                        Err(poisoned) => *poisoned.into_inner() = Arc::new(policy),
-                    }
-                    tracing::info!(path = %self.path.display(), rules, "policy reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "policy file changed but is invalid; keeping the previous policy")
-                }
-            }
-        }
     }
 }
 
