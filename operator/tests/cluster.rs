@@ -41,6 +41,7 @@ impl Operator {
         args.extend(extra);
         let child = Command::new(env!("CARGO_BIN_EXE_berth-operator"))
             .args(&args)
+            .env("KUBECONFIG", operator_kubeconfig())
             .env("RUST_LOG", "info,kube=warn")
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -59,6 +60,34 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The operator runs as the ServiceAccount of operator/deploy/rbac.yaml
+/// (impersonated through the admin credentials of the test cluster), so its
+/// tests also prove that RBAC is enough.
+fn operator_kubeconfig() -> std::path::PathBuf {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let admin = std::env::var("KUBECONFIG").expect("KUBECONFIG");
+        let text = std::fs::read_to_string(&admin).expect("read KUBECONFIG");
+        let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+        for user in cfg["users"].as_sequence_mut().expect("users").iter_mut() {
+            let u = &mut user["user"];
+            u["as"] = "system:serviceaccount:berth-system:berth-operator".into();
+            u["as-groups"] = serde_yaml::to_value([
+                "system:serviceaccounts",
+                "system:serviceaccounts:berth-system",
+                "system:authenticated",
+            ])
+            .expect("groups");
+        }
+        let path =
+            std::env::temp_dir().join(format!("berth-operator-{}.kubeconfig", std::process::id()));
+        std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml"))
+            .expect("write kubeconfig");
+        path
+    })
+    .clone()
 }
 
 async fn client() -> Client {
@@ -90,8 +119,20 @@ where
     }
 }
 
-/// Applies the CRDs (server-side) and waits until they are served.
+/// Applies the CRDs (server-side) and the operator's RBAC, and waits until
+/// the CRDs are served.
 async fn ensure_crds(client: &Client) {
+    let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml");
+    let out = Command::new(kubectl())
+        .args(["apply", "--server-side", "--force-conflicts", "-f"])
+        .arg(&rbac)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply -f operator/deploy/rbac.yaml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     for crd in [Registry::crd(), Repository::crd()] {
         let name = crd.name_any();
@@ -925,4 +966,87 @@ async fn two_operators_elect_one_leader_and_fail_over() {
     .await;
     b.kill();
     let _ = BTreeMap::<String, String>::new();
+}
+
+#[tokio::test]
+async fn service_monitor_when_asked_and_its_crd_exists() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "monitoring";
+    namespace(&client, ns).await;
+    let _op = Operator::start(&[]);
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let _ = crds
+        .delete(
+            "servicemonitors.monitoring.coreos.com",
+            &DeleteParams::default(),
+        )
+        .await;
+    gone(&crds, "servicemonitors.monitoring.coreos.com").await;
+    // Asked for without the CRD: said in status, the rest is deployed.
+    create_registry(
+        &client,
+        ns,
+        "hub",
+        json!({"metrics": {"serviceMonitor": true}}),
+    )
+    .await;
+    let reg = registry_condition(&client, ns, "hub", "Degraded", "PartiallyApplied").await;
+    let msg = reg
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("degraded")
+        .message;
+    assert!(
+        msg.contains("servicemonitors.monitoring.coreos.com is not installed"),
+        "{msg}"
+    );
+    get_when(&Api::<Deployment>::namespaced(client.clone(), ns), "hub").await;
+
+    // The Prometheus operator's CRD (a minimal stand-in schema).
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com", "scope": "Namespaced",
+            "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+    .expect("crd");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create SM CRD");
+    let ar = kube::api::ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: "monitoring.coreos.com/v1".into(),
+        kind: "ServiceMonitor".into(),
+        plural: "servicemonitors".into(),
+    };
+    let sms = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &ar);
+    // Picked up on the next check (the spec did not change).
+    let sm = get_when(&sms, "hub").await;
+    assert_eq!(sm.data["spec"]["endpoints"][0]["port"], "http");
+    assert!(
+        sm.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "Registry")
+    );
+    registry_condition(&client, ns, "hub", "Degraded", "AsExpected").await;
+    // Turned off: removed.
+    Api::<Registry>::namespaced(client.clone(), ns)
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"metrics": {"serviceMonitor": false}}})),
+        )
+        .await
+        .expect("turn off");
+    gone(&sms, "hub").await;
 }

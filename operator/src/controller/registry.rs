@@ -303,7 +303,11 @@ async fn reconcile(reg: &Registry, ctx: &Context) -> Result<Action, Error> {
     )
     .await?;
     info!(registry = %reg.name_any(), namespace = %ns, ready, want, "reconciled");
-    Ok(Action::requeue(if rolled_out { RESYNC } else { RECHECK }))
+    Ok(Action::requeue(if rolled_out && notes.is_empty() {
+        RESYNC
+    } else {
+        RECHECK
+    }))
 }
 
 /// What the spec refers to and must exist or parse: Secrets, the schedule.
