@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:5001";
 const DEFAULT_UPLOAD_EXPIRY_SECONDS: u64 = 24 * 60 * 60;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,8 @@ pub enum StorageBackend {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
+    /// Where `/metrics` is served (Prometheus text format).
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub storage: Option<StorageBackend>,
     pub log_format: Option<LogFormat>,
@@ -86,6 +89,7 @@ pub struct AuthConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
     pub data_dir: PathBuf,
     pub storage: StorageBackend,
     pub log_format: LogFormat,
@@ -165,6 +169,10 @@ impl FileConfig {
                 .listen
                 .or(self.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            metrics_listen: over
+                .metrics_listen
+                .or(self.metrics_listen)
+                .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.parse().expect("valid default")),
             data_dir,
             storage: over
                 .storage

@@ -9,6 +9,7 @@ pub mod config;
 pub mod digest;
 pub mod manifest;
 pub mod meta;
+pub mod metrics;
 pub mod names;
 pub mod server;
 pub mod storage;

@@ -36,6 +36,9 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:5000].
     #[arg(long, env = "BERTH_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Address for Prometheus metrics (/metrics) [default: 127.0.0.1:5001].
+    #[arg(long, env = "BERTH_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Directory for blobs and metadata [default: ./berth-data].
     #[arg(long, env = "BERTH_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             };
             let config = file.resolve(FileConfig {
                 listen: args.listen,
+                metrics_listen: args.metrics_listen,
                 data_dir: args.data_dir,
                 storage: args.storage,
                 log_format: args.log_format,

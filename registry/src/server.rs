@@ -48,6 +48,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = open_state(&config).await?;
     tokio::spawn(expire_uploads(state.clone(), config.upload_expiry));
     let listener = TcpListener::bind(config.listen).await?;
+    crate::metrics::init();
+    let metrics = TcpListener::bind(config.metrics_listen).await?;
+    tracing::info!(listen = %metrics.local_addr()?, "metrics on /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(metrics, crate::metrics::router()).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),

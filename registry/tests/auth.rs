@@ -525,6 +525,15 @@ async fn failed_logins_are_rate_limited() {
         !log.contains("wrong") && !log.contains("alice-pw"),
         "a password reached the log"
     );
+    let metrics = s.server.metrics();
+    assert!(
+        metrics.contains("berth_auth_failures_total{endpoint=\"registry\"} 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("berth_auth_rate_limited_total{endpoint=\"registry\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// Replaces the policy the way a ConfigMap update does: a new directory,

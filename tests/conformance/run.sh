@@ -107,7 +107,7 @@ start_server() {
 	local port="$1"
 	case "$server_kind" in
 	berth)
-		"$berth_bin" serve --listen "127.0.0.1:$port" --data-dir "$data_dir" \
+		"$berth_bin" serve --listen "127.0.0.1:$port" --metrics-listen 127.0.0.1:0 --data-dir "$data_dir" \
 			>>"$results/server.log" 2>&1 &
 		;;
 	docker-registry)

@@ -90,10 +90,14 @@ pub async fn login(
     client: Option<IpAddr>,
     user: String,
     password: String,
+    endpoint: &'static str,
 ) -> Result<Identity, ApiError> {
     if let Some(ip) = client
         && !access.limiter.allows(ip)
     {
+        crate::metrics::AUTH_RATE_LIMITED
+            .with_label_values(&[endpoint])
+            .inc();
         return Err(ApiError::new(
             Code::TooManyRequests,
             "too many failed logins; try again later",
@@ -110,6 +114,9 @@ pub async fn login(
             if let Some(ip) = client {
                 access.limiter.record_failure(ip);
             }
+            crate::metrics::AUTH_FAILURES
+                .with_label_values(&[endpoint])
+                .inc();
             tracing::warn!(user = %name, client = ?client, "failed login");
             Err(ApiError::new(
                 Code::Unauthorized,
@@ -226,7 +233,15 @@ pub async fn check(state: &AppState, ask: Ask) -> Result<Caller, ApiError> {
     let caller = match &ask.credentials {
         Credentials::None => Caller::anonymous(),
         Credentials::Basic(user, password) => {
-            match login(access, ask.client, user.clone(), password.clone()).await {
+            match login(
+                access,
+                ask.client,
+                user.clone(),
+                password.clone(),
+                "registry",
+            )
+            .await
+            {
                 Ok(identity) => Caller {
                     identity,
                     claims: None,

@@ -117,13 +117,15 @@ pub async fn issue(access: &Arc<AccessControl>, req: Req) -> ApiResult {
     }
     let who = match basic {
         None => Identity::Anonymous,
-        Some((user, password)) => login(access, client, user, password).await.map_err(|e| {
-            if e.code == Code::TooManyRequests {
-                e
-            } else {
-                token_unauthorized(&e.message)
-            }
-        })?,
+        Some((user, password)) => login(access, client, user, password, "token")
+            .await
+            .map_err(|e| {
+                if e.code == Code::TooManyRequests {
+                    e
+                } else {
+                    token_unauthorized(&e.message)
+                }
+            })?,
     };
     // GET repeats `scope`; the POST form separates scopes with spaces.
     let scopes: Vec<String> = params

@@ -13,6 +13,8 @@ pub struct Server {
     pub addr: String,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// `127.0.0.1:PORT` of `/metrics`
+    pub metrics_addr: String,
     pub data_dir: PathBuf,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
@@ -58,6 +60,7 @@ impl Server {
         let mut server = Server {
             addr: String::new(),
             base: String::new(),
+            metrics_addr: String::new(),
             data_dir: dir.path().join("data"),
             child: None,
             _dir: Some(dir),
@@ -71,6 +74,7 @@ impl Server {
         let port = free_port();
         self.addr = format!("127.0.0.1:{port}");
         self.base = format!("http://{}", self.addr);
+        self.metrics_addr = format!("127.0.0.1:{}", free_port());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -79,6 +83,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("serve")
             .args(["--listen", &self.addr])
+            .args(["--metrics-listen", &self.metrics_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
@@ -144,6 +149,19 @@ impl Server {
 
     pub fn rss_kib(&self) -> u64 {
         proc_status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(&self.metrics_addr).expect("metrics listener");
+        let req = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.metrics_addr
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
     }
 
     pub fn data_path(&self) -> &Path {
