@@ -246,6 +246,24 @@ rules:
         assert!(!p.permits(&anon, "ci/app", Action::Pull));
     }
 
+    /// The shape berth-operator renders from Repository objects.
+    #[test]
+    fn reads_the_operator_rendered_file() {
+        let text = format!(
+            "# Rendered by berth-operator\nanonymous_pull: false\nrobots:\n- name: robot$team-a+app\n  password_sha256: {h}\n\
+             rules:\n- source: team-a/app\n  repositories:\n  - team-a/app\n  subjects:\n  - user:alice\n  - robot:robot$team-a+app\n  actions:\n  - pull\n  - push\n\
+             repositories:\n- name: team-a/app\n  source: team-a/app\n  quota_bytes: 1073741824\n  immutable_tags:\n  - v*\n  retention:\n    keep_last: 10\n    delete_untagged: true\n",
+            h = "a".repeat(64)
+        );
+        let p = Policy::parse(&text, Path::new("policy.yaml")).unwrap();
+        let robot = Identity::Robot {
+            name: "robot$team-a+app".into(),
+        };
+        assert!(p.permits(&robot, "team-a/app", Action::Push));
+        assert!(!p.permits(&robot, "team-a/other", Action::Pull));
+        assert_eq!(p.repositories.len(), 1);
+    }
+
     #[test]
     fn patterns() {
         assert!(pattern_matches("**", "a/b/c"));
