@@ -51,6 +51,10 @@ fn with_storage<'a>(flags: &'a [String], args: &[&'a str]) -> Vec<&'a str> {
 
 /// Builds a one-file image with buildah and pushes it; returns the file's content.
 fn buildah_push(server: &Server, work: &Path, image: &str) -> String {
+    buildah_push_as(server, work, image, None)
+}
+
+fn buildah_push_as(server: &Server, work: &Path, image: &str, creds: Option<&str>) -> String {
     let flags = storage_flags(&work.join("buildah"));
     let content = format!("built for {image}\n");
     let file = work.join("hello.txt");
@@ -70,13 +74,12 @@ fn buildah_push(server: &Server, work: &Path, image: &str) -> String {
         &with_storage(&flags, &["commit", ctr, "localhost/built:1"]),
     );
     let dest = format!("docker://{}/{image}", server.addr);
-    run(
-        "buildah",
-        &with_storage(
-            &flags,
-            &["push", "--tls-verify=false", "localhost/built:1", &dest],
-        ),
-    );
+    let mut push = vec!["push", "--tls-verify=false"];
+    if let Some(creds) = creds {
+        push.extend(["--creds", creds]);
+    }
+    push.extend(["localhost/built:1", dest.as_str()]);
+    run("buildah", &with_storage(&flags, &push));
     content
 }
 
@@ -232,4 +235,121 @@ fn containerd_pulls_with_ctr_and_through_cri() {
         out.lines().any(|l| l == repo_digest),
         "CRI pull reported:\n{out}\nexpected {repo_digest}"
     );
+}
+
+/// Logging in with the tools' own flags against a registry with a policy:
+/// buildah `--creds`, podman `login`, containerd `ctr --user` (token flow).
+#[test]
+fn buildah_podman_and_containerd_log_in() {
+    use sha2::Digest as _;
+    let work = tempfile::tempdir().unwrap();
+    let secret = "robot-secret-0c1d2e3f4a5b6c7d";
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "robots:\n- name: robot$ci\n  password_sha256: {}\n\
+             rules:\n- repositories: [\"ci/*\"]\n  subjects: [\"robot:robot$ci\"]\n  actions: [pull, push]\n",
+            hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&["--policy-file", policy.to_str().unwrap()]);
+    let creds = format!("robot$ci:{secret}");
+    buildah_push_as(&server, work.path(), "ci/app:v1", Some(&creds));
+    let image = format!("{}/ci/app:v1", server.addr);
+
+    // podman: a wrong password is refused at login, the right one pulls.
+    let flags = storage_flags(&work.path().join("podman"));
+    let auth = work.path().join("auth.json").display().to_string();
+    let bad = Command::new("podman")
+        .args(with_storage(
+            &flags,
+            &[
+                "login",
+                "--tls-verify=false",
+                "--authfile",
+                &auth,
+                "-u",
+                "robot$ci",
+                "-p",
+                "wrong",
+                &server.addr,
+            ],
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success(),
+        "podman login accepted a wrong password"
+    );
+    run(
+        "podman",
+        &with_storage(
+            &flags,
+            &[
+                "login",
+                "--tls-verify=false",
+                "--authfile",
+                &auth,
+                "-u",
+                "robot$ci",
+                "-p",
+                secret,
+                &server.addr,
+            ],
+        ),
+    );
+    run(
+        "podman",
+        &with_storage(
+            &flags,
+            &["pull", "--tls-verify=false", "--authfile", &auth, &image],
+        ),
+    );
+
+    // containerd: anonymous is refused, --user pulls through the token flow.
+    let containerd = Containerd::start(&work.path().join("containerd"), &server.addr);
+    let anonymous = Command::new("ctr")
+        .args([
+            "-a",
+            &containerd.socket,
+            "images",
+            "pull",
+            "--plain-http",
+            &image,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !anonymous.status.success(),
+        "ctr pulled a private image anonymously"
+    );
+    run(
+        "ctr",
+        &[
+            "-a",
+            &containerd.socket,
+            "images",
+            "pull",
+            "--plain-http",
+            "--user",
+            &creds,
+            &image,
+        ],
+    );
+    let out = run(
+        "cri-pull",
+        &[
+            "-endpoint",
+            &format!("unix://{}", containerd.socket),
+            "-image",
+            &image,
+            "-username",
+            "robot$ci",
+            "-password",
+            secret,
+        ],
+    );
+    assert!(out.contains("ci/app@sha256:"), "{out}");
 }
