@@ -21,6 +21,12 @@ enum Command {
     /// Settings come from the config file, then BERTH_* environment
     /// variables, then flags; later ones win.
     Serve(Box<ServeArgs>),
+    /// Make a robot account: print a new random secret and the policy-file
+    /// entry that holds its hash (only the hash goes in the policy).
+    NewRobot {
+        /// The robot's name, e.g. robot$team-a+ci.
+        name: String,
+    },
     /// Validate a config file and print the effective configuration.
     CheckConfig {
         /// The YAML file to check.
@@ -90,6 +96,20 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::NewRobot { name } => {
+            let mut bytes = [0u8; 32];
+            if let Err(e) = getrandom::fill(&mut bytes) {
+                eprintln!("no randomness: {e}");
+                return ExitCode::FAILURE;
+            }
+            let secret = hex::encode(bytes);
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()));
+            println!("# secret (give it to the client; it is not stored anywhere):\n#   {secret}");
+            println!(
+                "# add to the policy file under robots:\n- name: {name}\n  password_sha256: {hash}"
+            );
+            ExitCode::SUCCESS
+        }
         Command::CheckConfig { file } => match FileConfig::load(&file) {
             Ok(c) => {
                 println!(

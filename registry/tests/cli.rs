@@ -102,3 +102,25 @@ fn flags_win_over_env_over_file() {
         "data_dir from the file was not used"
     );
 }
+
+#[test]
+fn new_robot_prints_a_secret_and_its_hash() {
+    use sha2::Digest as _;
+    let out = berth().args(["new-robot", "robot$ci"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#   "))
+        .expect("secret line");
+    assert_eq!(secret.len(), 64);
+    let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    assert!(text.contains(&format!("password_sha256: {hash}")), "{text}");
+    assert!(text.contains("- name: robot$ci"));
+    let again = berth().args(["new-robot", "robot$ci"]).output().unwrap();
+    assert_ne!(
+        again.stdout,
+        text.as_bytes(),
+        "two robots got the same secret"
+    );
+}
