@@ -204,9 +204,17 @@ fn config_file_has_only_fields_berth_serve_reads() {
             "data_dir",
             "storage",
             "log_format",
-            "upload_expiry_seconds"
+            "upload_expiry_seconds",
+            "policy_file",
+            "token_key_file",
+            "token_issuer",
+            "token_expiry_seconds",
         ]
     );
+    assert_eq!(value["policy_file"], "/etc/berth/policy.yaml");
+    assert_eq!(value["token_key_file"], "/etc/berth/token/key.pem");
+    assert_eq!(value["token_issuer"], "hub");
+    assert_eq!(value["token_expiry_seconds"], 300);
     assert_eq!(value["listen"], "0.0.0.0:5000");
     assert_eq!(value["data_dir"], "/var/lib/berth");
     assert_eq!(value["storage"], "filesystem");
@@ -219,6 +227,16 @@ fn config_file_has_only_fields_berth_serve_reads() {
     let cfg = loaded.resolve(Default::default());
     assert_eq!(cfg.listen.port(), 5000);
     assert_eq!(cfg.upload_expiry.as_secs(), 3600);
+    assert_eq!(
+        cfg.auth.as_ref().map(|a| a.policy_file.clone()),
+        Some(std::path::PathBuf::from("/etc/berth/policy.yaml"))
+    );
+    let with_users = server_config_yaml(&registry(
+        "auth: {htpasswdSecret: users}\ningress: {host: reg.example.com, tlsSecret: tls}\n",
+    ))
+    .expect("config");
+    assert!(with_users.contains("htpasswd_file: /etc/berth/htpasswd/htpasswd"));
+    assert!(with_users.contains("public_url: https://reg.example.com"));
     for spec in [
         "{}",
         "logFormat: json\nstorage: {s3: {bucket: b, credentialsSecret: s}}\n",
@@ -414,7 +432,8 @@ fn policy_file_folds_repositories() {
         "registry: hub\nname: 'ci/*'\naccess: [{serviceAccounts: [{namespace: build, name: runner}], actions: [pull]}]\nretention: {keepLast: 10, maxAge: 30d}\n",
     );
     let other = repository("x", "registry: elsewhere\nname: x\n");
-    let robots = BTreeMap::from([("team-a/ci".to_string(), "abc123".to_string())]);
+    let hash = sha256_hex(b"robot secret");
+    let robots = BTreeMap::from([("team-a/ci".to_string(), hash.clone())]);
     let file = policy_file(&reg, &[public, ci, other], &robots);
     assert_eq!(
         file.repositories.len(),
@@ -454,8 +473,14 @@ fn policy_file_folds_repositories() {
         .expect("robot rule");
     assert_eq!(robot.source, "team-a/ci");
     let yaml = policy_yaml(&file, &reg).expect("yaml");
+    // The registry loads it.
+    berth_registry::auth::Policy::parse(&yaml, std::path::Path::new("policy.yaml"))
+        .expect("berth loads the rendered policy");
+    let empty = policy_yaml(&policy_file(&reg, &[], &BTreeMap::new()), &reg).expect("yaml");
+    berth_registry::auth::Policy::parse(&empty, std::path::Path::new("policy.yaml"))
+        .expect("berth loads an empty policy");
     let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("parses");
-    assert_eq!(parsed["robots"][0]["password_sha256"], "abc123");
+    assert_eq!(parsed["robots"][0]["password_sha256"], hash.as_str());
 }
 
 #[test]

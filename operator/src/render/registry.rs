@@ -55,6 +55,18 @@ pub struct ServerConfig {
     pub log_format: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_expiry_seconds: Option<u64>,
+    /// Always set: a Registry run by the operator is access-controlled by the
+    /// policy rendered from its Repositories.
+    pub policy_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub htpasswd_file: Option<String>,
+    pub token_key_file: String,
+    pub token_issuer: String,
+    pub token_expiry_seconds: u64,
+    /// Base URL for the token realm: the Ingress host when there is one,
+    /// else the request's Host header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// Every object a Registry becomes (the token key Secret aside: it is
@@ -89,6 +101,30 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
             LogFormat::Json => "json",
         },
         upload_expiry_seconds: reg.spec.upload_expiry_seconds,
+        policy_file: format!("{CONFIG_DIR}/policy.yaml"),
+        htpasswd_file: reg
+            .spec
+            .auth
+            .htpasswd_secret
+            .as_ref()
+            .map(|_| format!("{HTPASSWD_DIR}/htpasswd")),
+        token_key_file: format!("{TOKEN_DIR}/key.pem"),
+        token_issuer: reg
+            .spec
+            .auth
+            .token
+            .issuer
+            .clone()
+            .unwrap_or_else(|| reg.name_any()),
+        token_expiry_seconds: u64::from(reg.spec.auth.token.expiry_seconds),
+        public_url: reg.spec.ingress.as_ref().map(|i| {
+            let scheme = if i.tls_secret.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}", i.host)
+        }),
     }
 }
 
@@ -284,34 +320,14 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-/// Environment of the registry and job containers. Settings the config file
-/// cannot carry yet (policy, token key, htpasswd, S3, PostgreSQL) are passed
-/// as BERTH_* variables, which this registry version ignores.
+/// Environment of the registry and job containers: the config file path,
+/// and the S3 and PostgreSQL settings the config file cannot carry yet
+/// (BERTH_S3_*, AWS_*, BERTH_DATABASE_URL; ignored by this registry version).
 fn env(reg: &Registry) -> Vec<EnvVar> {
-    let mut env = vec![
-        plain_env("BERTH_CONFIG", format!("{CONFIG_DIR}/config.yaml")),
-        plain_env("BERTH_POLICY_FILE", format!("{CONFIG_DIR}/policy.yaml")),
-        plain_env("BERTH_TOKEN_KEY_FILE", format!("{TOKEN_DIR}/key.pem")),
-        plain_env(
-            "BERTH_TOKEN_EXPIRY_SECONDS",
-            reg.spec.auth.token.expiry_seconds.to_string(),
-        ),
-        plain_env(
-            "BERTH_TOKEN_ISSUER",
-            reg.spec
-                .auth
-                .token
-                .issuer
-                .clone()
-                .unwrap_or_else(|| reg.name_any()),
-        ),
-    ];
-    if reg.spec.auth.htpasswd_secret.is_some() {
-        env.push(plain_env(
-            "BERTH_HTPASSWD_FILE",
-            format!("{HTPASSWD_DIR}/htpasswd"),
-        ));
-    }
+    let mut env = vec![plain_env(
+        "BERTH_CONFIG",
+        format!("{CONFIG_DIR}/config.yaml"),
+    )];
     if let Some(s3) = &reg.spec.storage.s3 {
         env.push(plain_env("BERTH_S3_BUCKET", s3.bucket.clone()));
         if let Some(e) = &s3.endpoint {
