@@ -87,9 +87,26 @@ fn error_policy(reg: Arc<Registry>, error: &Error, ctx: Arc<Context>) -> Action 
 
 pub async fn reconcile_registry(reg: Arc<Registry>, ctx: Arc<Context>) -> Result<Action, Error> {
     let start = Instant::now();
-    let action = reconcile(&reg, &ctx).await?;
-    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
-    Ok(action)
+    match reconcile(&reg, &ctx).await {
+        Ok(action) => {
+            ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+            Ok(action)
+        }
+        Err(e) => {
+            // Every error is also an Event on the Registry (retried with
+            // backoff by the error policy).
+            publish(
+                &ctx,
+                &*reg,
+                EventType::Warning,
+                "ReconcileFailed",
+                e.to_string(),
+                None,
+            )
+            .await;
+            Err(e)
+        }
+    }
 }
 
 async fn reconcile(reg: &Registry, ctx: &Context) -> Result<Action, Error> {

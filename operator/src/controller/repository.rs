@@ -86,16 +86,34 @@ pub async fn reconcile_repository(
         name: repo.name_any(),
     })?;
     let api = Api::<Repository>::namespaced(ctx.client.clone(), &ns);
-    let action = finalizer(&api, FINALIZER, repo, |event| async {
+    let result = finalizer(&api, FINALIZER, repo.clone(), |event| async {
         match event {
             Finalizer::Apply(repo) => apply_repository(&repo, &ctx, &ns).await,
             Finalizer::Cleanup(repo) => cleanup(&repo, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))?;
-    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
-    Ok(action)
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    match result {
+        Ok(action) => {
+            ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+            Ok(action)
+        }
+        Err(e) => {
+            // Every error is also an Event on the Repository (retried with
+            // backoff by the error policy).
+            publish(
+                &ctx,
+                &*repo,
+                EventType::Warning,
+                "ReconcileFailed",
+                e.to_string(),
+                None,
+            )
+            .await;
+            Err(e)
+        }
+    }
 }
 
 async fn apply_repository(repo: &Repository, ctx: &Context, ns: &str) -> Result<Action, Error> {
