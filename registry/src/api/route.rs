@@ -32,21 +32,6 @@ pub enum Route {
     },
 }
 
-impl Route {
-    /// The template of this route, for logs and metrics (never the raw path).
-    pub fn template(&self) -> &'static str {
-        match self {
-            Route::Catalog => "/v2/_catalog",
-            Route::Tags { .. } => "/v2/{name}/tags/list",
-            Route::Manifest { .. } => "/v2/{name}/manifests/{reference}",
-            Route::Blob { .. } => "/v2/{name}/blobs/{digest}",
-            Route::Uploads { .. } => "/v2/{name}/blobs/uploads/",
-            Route::Upload { .. } => "/v2/{name}/blobs/uploads/{id}",
-            Route::Referrers { .. } => "/v2/{name}/referrers/{digest}",
-        }
-    }
-}
-
 fn name(segments: &[&str]) -> Result<String, ApiError> {
     let name = segments.join("/");
     if is_valid_name(&name) {

@@ -93,7 +93,6 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
 
-    async fn repository_exists(&self, repo: &str) -> Result<bool>;
     /// Repository names after `last`, sorted, at most `limit`.
     async fn list_repositories(
         &self,

@@ -103,10 +103,6 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
-    async fn repository_exists(&self, repo: &str) -> Result<bool> {
-        Ok(repository_id(&self.read, repo).await?.is_some())
-    }
-
     async fn list_repositories(
         &self,
         last: Option<&str>,

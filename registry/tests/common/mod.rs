@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -147,10 +147,6 @@ impl Server {
         proc_status_kib(self.pid(), "VmHWM:")
     }
 
-    pub fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.pid(), "VmRSS:")
-    }
-
     /// The Prometheus text of `/metrics`.
     pub fn metrics(&self) -> String {
         let mut s = TcpStream::connect(&self.metrics_addr).expect("metrics listener");
@@ -162,10 +158,6 @@ impl Server {
         let mut out = String::new();
         s.read_to_string(&mut out).expect("read");
         out
-    }
-
-    pub fn data_path(&self) -> &Path {
-        &self.data_dir
     }
 }
 
