@@ -34,7 +34,10 @@ struct Operator(Child);
 
 impl Operator {
     fn start(extra: &[&str]) -> Self {
-        let mut args = vec!["run", "--metrics-addr", "127.0.0.1:0"];
+        let mut args = vec!["run"];
+        if !extra.contains(&"--metrics-addr") {
+            args.extend(["--metrics-addr", "127.0.0.1:0"]);
+        }
         if extra.is_empty() {
             args.extend(["--leader-elect", "false"]);
         }
@@ -48,6 +51,19 @@ impl Operator {
             .spawn()
             .expect("start berth-operator");
         Operator(child)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (up to 30 s).
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("berth-operator did not exit within 30 s of SIGTERM");
     }
 
     fn kill(&mut self) {
@@ -1049,4 +1065,69 @@ async fn service_monitor_when_asked_and_its_crd_exists() {
         .await
         .expect("turn off");
     gone(&sms, "hub").await;
+}
+
+/// GET `path` from 127.0.0.1:`port` over plain HTTP/1.1.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    sock.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    sock.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+#[tokio::test]
+async fn metrics_healthz_and_graceful_shutdown_releases_the_lease() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut op = Operator::start(&[
+        "--leader-elect",
+        "true",
+        "--lease-namespace",
+        "berth-system",
+        "--lease-name",
+        "berth-operator-shutdown",
+        "--identity",
+        "operator-s",
+        "--metrics-addr",
+        &addr,
+    ]);
+    let leases = Api::<Lease>::namespaced(client.clone(), "berth-system");
+    wait_for("leadership", || {
+        let leases = leases.clone();
+        async move {
+            let l = leases.get("berth-operator-shutdown").await.ok()?;
+            (l.spec?.holder_identity.as_deref() == Some("operator-s")).then_some(())
+        }
+    })
+    .await;
+    let health = wait_for("/healthz", || http_get(port, "/healthz")).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    namespace(&client, "metrics").await;
+    create_registry(&client, "metrics", "hub", json!({})).await;
+    let metrics = wait_for("reconcile metrics", || async move {
+        let m = http_get(port, "/metrics").await?;
+        m.contains("berth_operator_reconciles_total{controller=\"registry\"}")
+            .then_some(m)
+    })
+    .await;
+    assert!(
+        metrics.contains("berth_operator_reconcile_duration_seconds_sum"),
+        "{metrics}"
+    );
+    // SIGTERM: the controllers stop, the Lease is released, exit 0.
+    let status = op.terminate();
+    assert!(status.success(), "exit status {status}");
+    let l = leases.get("berth-operator-shutdown").await.expect("lease");
+    assert_eq!(l.spec.and_then(|s| s.holder_identity), None);
 }
