@@ -97,8 +97,8 @@ fn operator_kubeconfig() -> std::path::PathBuf {
             ])
             .expect("groups");
         }
-        let path =
-            std::env::temp_dir().join(format!("berth-operator-{}.kubeconfig", std::process::id()));
+        // Beside the admin kubeconfig, in the cluster's state directory.
+        let path = std::path::Path::new(&admin).with_file_name("operator.kubeconfig");
         std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml"))
             .expect("write kubeconfig");
         path
