@@ -9,7 +9,7 @@ mod status;
 
 pub use registry::{reconcile_registry, registry_controller};
 pub use repository::{FINALIZER, reconcile_repository, repository_controller};
-pub use status::{condition, merge_conditions};
+pub use status::{Problem, condition, merge_conditions};
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -24,8 +24,8 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{
-    Change, Context, Error, RECHECK, RESYNC, apply, backoff, condition, delete_owned, is_invalid,
-    merge_conditions, publish, publish_changes,
+    Change, Context, Error, Problem, RECHECK, RESYNC, apply, backoff, condition, delete_owned,
+    is_invalid, merge_conditions, publish, publish_changes,
 };
 use crate::crd::{Registry, RegistryStatus, Repository};
 use crate::render::{
@@ -37,11 +37,6 @@ const CONTROLLER: &str = "registry";
 const SERVICE_MONITOR_CRD: &str = "servicemonitors.monitoring.coreos.com";
 
 /// A spec that cannot work as it is, for status and an Event.
-struct Problem {
-    reason: &'static str,
-    message: String,
-}
-
 /// The Registry controller: reconciles on changes of Registries, of the
 /// objects they own (so hand edits are repaired) and of Repositories (whose
 /// rules go into the Registry's policy file).
@@ -401,12 +396,12 @@ async fn check(reg: &Registry, ctx: &Context, ns: &str) -> Result<Option<Problem
 /// (what it lacks may appear), not retried as an error.
 async fn degraded(reg: &Registry, ctx: &Context, p: Problem) -> Result<Action, Error> {
     warn!(registry = %reg.name_any(), reason = p.reason, message = %p.message, "spec cannot work");
-    let already = reg
+    let conditions = reg
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
-        .is_some_and(|c| c.status == "True" && c.reason == p.reason && c.message == p.message);
-    if !already {
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if !p.already_reported(conditions) {
         publish(
             ctx,
             reg,
@@ -417,24 +412,7 @@ async fn degraded(reg: &Registry, ctx: &Context, p: Problem) -> Result<Action, E
         )
         .await;
     }
-    write_status(
-        reg,
-        ctx,
-        vec![
-            condition("Ready", false, p.reason, p.message.clone()),
-            condition(
-                "Progressing",
-                false,
-                p.reason,
-                "waiting for the spec to be fixed",
-            ),
-            condition("Degraded", true, p.reason, p.message),
-        ],
-        None,
-        None,
-        None,
-    )
-    .await?;
+    write_status(reg, ctx, p.conditions(), None, None, None).await?;
     Ok(Action::requeue(RECHECK))
 }
 

@@ -21,8 +21,8 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{
-    Change, Context, Error, RECHECK, RESYNC, apply, backoff, condition, delete_owned, is_invalid,
-    merge_conditions, publish, publish_changes,
+    Change, Context, Error, Problem, RECHECK, RESYNC, apply, backoff, condition, delete_owned,
+    is_invalid, merge_conditions, publish, publish_changes,
 };
 use crate::crd::{Registry, Repository, RepositoryStatus};
 use crate::render::{
@@ -34,11 +34,6 @@ use crate::render::{
 const CONTROLLER: &str = "repository";
 /// Held while a Repository has pull Secrets in other namespaces.
 pub const FINALIZER: &str = "berth.dev/pull-secrets";
-
-struct Problem {
-    reason: &'static str,
-    message: String,
-}
 
 pub fn repository_controller(
     ctx: Arc<Context>,
@@ -305,12 +300,12 @@ async fn check(repo: &Repository) -> Option<Problem> {
 
 async fn degraded(repo: &Repository, ctx: &Context, p: Problem) -> Result<Action, Error> {
     warn!(repository = %repo.name_any(), reason = p.reason, message = %p.message, "spec cannot work");
-    let already = repo
+    let conditions = repo
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
-        .is_some_and(|c| c.status == "True" && c.reason == p.reason && c.message == p.message);
-    if !already {
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if !p.already_reported(conditions) {
         publish(
             ctx,
             repo,
@@ -321,23 +316,7 @@ async fn degraded(repo: &Repository, ctx: &Context, p: Problem) -> Result<Action
         )
         .await;
     }
-    write_status(
-        repo,
-        ctx,
-        vec![
-            condition("Ready", false, p.reason, p.message.clone()),
-            condition(
-                "Progressing",
-                false,
-                p.reason,
-                "waiting for the spec to be fixed",
-            ),
-            condition("Degraded", true, p.reason, p.message),
-        ],
-        None,
-        None,
-    )
-    .await?;
+    write_status(repo, ctx, p.conditions(), None, None).await?;
     Ok(Action::requeue(RECHECK))
 }
 

@@ -40,6 +40,39 @@ pub fn merge_conditions(
         .collect()
 }
 
+/// A spec that cannot work: the reason and message shown in status and in a
+/// Warning event until it is fixed.
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    /// Whether `conditions` already report this problem (so no new event).
+    pub fn already_reported(&self, conditions: &[Condition]) -> bool {
+        conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .is_some_and(|c| {
+                c.status == "True" && c.reason == self.reason && c.message == self.message
+            })
+    }
+
+    /// Ready and Progressing false, Degraded true, all with this reason.
+    pub fn conditions(&self) -> Vec<Condition> {
+        vec![
+            condition("Ready", false, self.reason, self.message.clone()),
+            condition(
+                "Progressing",
+                false,
+                self.reason,
+                "waiting for the spec to be fixed",
+            ),
+            condition("Degraded", true, self.reason, self.message.clone()),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +95,22 @@ mod tests {
             None,
         );
         assert_ne!(merged[0].last_transition_time, "2020-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_problem_is_reported_once() {
+        let p = Problem {
+            reason: "SecretNotFound",
+            message: "secret x is missing".into(),
+        };
+        let conditions = p.conditions();
+        assert_eq!(conditions.len(), 3);
+        assert!(p.already_reported(&conditions));
+        let other = Problem {
+            reason: "SecretNotFound",
+            message: "secret y is missing".into(),
+        };
+        assert!(!other.already_reported(&conditions));
+        assert!(!p.already_reported(&[]));
     }
 }
