@@ -611,7 +611,7 @@ async fn manifest_errors_change_nothing() {
     let reply = chunked_request(
         &api.server.addr,
         &format!(
-            "PUT /v2/m/manifests/v2 HTTP/1.1\r\nHost: x\r\nContent-Type: {OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "PUT /v2/m/manifests/v2 HTTP/1.1\r\nHost: x\r\nContent-Type: {OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         ),
         4 * 1024 * 1024 + 1,
     );
