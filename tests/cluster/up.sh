@@ -11,6 +11,9 @@
 #                            watch it)
 #   tests/cluster/down.sh    stop (by the PIDs recorded here)
 #
+# BERTH_CLUSTER_EXTRA_CONTROLLERS (comma-separated) adds controllers to the
+# controller manager (tests/e2e adds the ones a node with Pods needs).
+#
 # State (certificates, tokens, data, logs, pids, kubeconfig) lives in
 # ${BERTH_CLUSTER_DIR:-<repo>/target/cluster}; each start begins from an
 # empty etcd. Ports are free ones picked at start.
@@ -148,6 +151,7 @@ start kube-apiserver "$kube/kube-apiserver" \
 	--service-account-issuer https://kubernetes.default.svc \
 	--service-cluster-ip-range 10.0.0.0/24 \
 	--authorization-mode RBAC \
+	--kubelet-preferred-address-types InternalIP,Hostname \
 	--enable-priority-and-fairness=false \
 	--profiling=false
 
@@ -168,7 +172,7 @@ start kube-controller-manager "$kube/kube-controller-manager" \
 	--authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
 	--authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
 	--bind-address 127.0.0.1 --secure-port "$(free_port)" \
-	--controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller,persistentvolumeclaim-protection-controller,disruption-controller \
+	--controllers "garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller,persistentvolumeclaim-protection-controller,disruption-controller${BERTH_CLUSTER_EXTRA_CONTROLLERS:+,$BERTH_CLUSTER_EXTRA_CONTROLLERS}" \
 	--leader-elect=false --use-service-account-credentials=true \
 	--root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
 

@@ -90,10 +90,12 @@ run_logged() {
 
 # ---------------------------------------------------------------- apt packages
 # skopeo, umoci, podman, buildah, containerd (with runc): real-client tests;
+# containernetworking-plugins (bridge, host-local, loopback, portmap) and
+# iptables: the e2e node's Pod network and kube-proxy (tests/e2e);
 # jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc jq curl ca-certificates cmake build-essential pkg-config)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
