@@ -81,7 +81,18 @@ cert() {
 	ossl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
 		-days 2 -extfile "$ext" -out "$pki/$name.crt"
 }
-cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+# Pods reach the API server only when it listens beyond loopback: with
+# BERTH_CLUSTER_NODE_IP set (tests/e2e), it binds all addresses and
+# advertises that one (the `kubernetes` Service's endpoint).
+bind_address=127.0.0.1
+advertise_address=127.0.0.1
+extra_san=""
+if [[ -n ${BERTH_CLUSTER_NODE_IP:-} ]]; then
+	bind_address=0.0.0.0
+	advertise_address="$BERTH_CLUSTER_NODE_IP"
+	extra_san=",IP:$BERTH_CLUSTER_NODE_IP"
+fi
+cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc$extra_san"
 cert admin "/O=system:masters/CN=berth-test-admin"
 cert controller-manager "/CN=system:kube-controller-manager"
 ossl genrsa -out "$pki/sa.key" 2048
@@ -143,7 +154,7 @@ curl -fsS "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 || fail_with_logs
 
 start kube-apiserver "$kube/kube-apiserver" \
 	--etcd-servers "http://127.0.0.1:$etcd_port" \
-	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+	--bind-address "$bind_address" --advertise-address "$advertise_address" --secure-port "$api_port" \
 	--cert-dir "$dir/pki" \
 	--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
 	--client-ca-file "$pki/ca.crt" \

@@ -14,7 +14,14 @@ e2e_controllers="node-lifecycle-controller,persistentvolume-binder-controller,en
 
 cluster_up() {
 	"$E2E_REPO/tests/e2e/images.sh" pause "$E2E_DIR/images" "$E2E_PAUSE_IMAGE"
-	eval "$(BERTH_CLUSTER_EXTRA_CONTROLLERS="$e2e_controllers" "$E2E_REPO/tests/cluster/up.sh")"
+	# The node's address (the kubelet refuses loopback): the default route's.
+	E2E_NODE_IP="${E2E_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')}"
+	[[ -n $E2E_NODE_IP ]] || {
+		echo "e2e/local.sh: cannot find this host's IPv4 address (set E2E_NODE_IP)" >&2
+		return 1
+	}
+	export E2E_NODE_IP
+	eval "$(BERTH_CLUSTER_EXTRA_CONTROLLERS="$e2e_controllers" BERTH_CLUSTER_NODE_IP="$E2E_NODE_IP" "$E2E_REPO/tests/cluster/up.sh")"
 	export KUBECONFIG BERTH_KUBECTL
 	eval "$("$E2E_REPO/tests/e2e/node-up.sh" "$E2E_DIR/images/pause.tar")"
 	export E2E_CONTAINERD_SOCK E2E_CERTS_D

@@ -48,9 +48,8 @@ eval "$("$repo/tests/cluster/build.sh" --paths)"
 kube="$BERTH_KUBE_BIN_DIR"
 k() { "$BERTH_KUBECTL" "$@"; }
 pki="$dir/pki"
-# The kubelet refuses a loopback node IP: the address of the default route.
-node_ip="${E2E_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')}"
-[[ -n $node_ip ]] || die "cannot find this host's IPv4 address (set E2E_NODE_IP)"
+# The kubelet refuses a loopback node IP (local.sh: the default route's).
+node_ip="${E2E_NODE_IP:?set E2E_NODE_IP to this host's IPv4 address}"
 api="$(awk '/server:/{print $2; exit}' "$KUBECONFIG")"
 
 start() {

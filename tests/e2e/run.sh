@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# End to end, on a real cluster: the operator reconciles a Registry whose
-# Deployment runs the berth image as a Pod; a Repository grants the
+# End to end, on a real cluster: `helm install` of charts/berth runs the
+# operator as a Pod (the berth image of images/build.sh); a Registry's
+# Deployment runs that image as a Pod; a Repository grants the
 # ServiceAccount team-a/default pull (and push) access; skopeo pushes an
 # image with the Repository's robot credential; a Pod in team-a with no pull
 # secret in its spec runs that image, pulled by the kubelet through the pull
 # Secret the operator made; wrong credentials and a deleted Repository make
-# pulls fail with an auth error; deleting the Registry cleans up.
+# pulls fail with an auth error (the registry's metric counts the failures);
+# deleting the Registry and `helm uninstall` clean up.
 #
 #   tests/e2e/run.sh          on this machine (root): tests/cluster/ control
 #                             plane + tests/e2e/node-up.sh (containerd,
@@ -13,12 +15,11 @@
 #   tests/e2e/run.sh kind     in a kind cluster (docker + kind; CI workflow
 #                             .github/workflows/e2e.yml)
 #
-# The two differ only in cluster start-up and image loading (local.sh,
-# kind.sh); every step below is shared. Each step prints its duration; the
-# cluster, the operator and port-forwards are stopped by PID at the end,
-# also on failure. Binaries: $BERTH_BIN and $BERTH_OPERATOR_BIN, else
-# target/debug/{berth,berth-operator} (built here with cargo if missing or
-# stale). Work files: target/e2e/.
+# The two differ only in cluster start-up, image loading and how this host
+# reaches the registry (local.sh, kind.sh); every step below is shared. Each
+# step prints its duration; the cluster and port-forwards are stopped by PID
+# at the end, also on failure. Builds the debug binaries (cargo, warm in
+# CI), helm comes from tests/tools/install.sh. Work files: target/e2e/.
 set -euo pipefail
 E2E_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 backend="${1:-local}"
@@ -33,7 +34,6 @@ E2E_DIR="${E2E_DIR:-$E2E_REPO/target/e2e}"
 E2E_PAUSE_IMAGE="${E2E_PAUSE_IMAGE:-registry.k8s.io/pause:3.10}"
 export E2E_REPO E2E_DIR E2E_PAUSE_IMAGE
 E2E_BG_PIDS=()
-E2E_OPERATOR_PID=""
 E2E_REGISTRY_NS=berth-e2e
 E2E_REGISTRY_SVC=e2e
 team_ns=team-a
@@ -97,20 +97,25 @@ finish() {
 			k get registries,repositories,deploy,pods,pvc,svc,secrets -A -o wide >&2 2>/dev/null
 			k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 25 >&2
 		fi
-		[[ -f $E2E_DIR/operator.log ]] && {
+		if [[ -n ${KUBECONFIG:-} ]]; then
 			echo "----- operator log (last 30 lines)" >&2
-			tail -n 30 "$E2E_DIR/operator.log" >&2
-		}
+			k logs -n berth-system -l app.kubernetes.io/component=operator --tail 30 >&2 2>/dev/null
+			echo "----- registry log (last 30 lines)" >&2
+			k logs -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry --tail 30 >&2 2>/dev/null
+		fi
 		declare -F cluster_logs >/dev/null && cluster_logs
 		((rc == 0)) && rc=1
 	fi
-	[[ -n $E2E_OPERATOR_PID ]] && stop_pid "$E2E_OPERATOR_PID" berth-operator
 	local p
 	for p in "${E2E_BG_PIDS[@]}"; do
 		stop_pid "$p" "background process"
 	done
 	local start=$SECONDS
-	declare -F cluster_down >/dev/null && cluster_down
+	if [[ ${E2E_KEEP:-0} == 1 ]]; then
+		log "E2E_KEEP=1: cluster left running; stop it with tests/e2e/cluster-down.sh"
+	else
+		declare -F cluster_down >/dev/null && cluster_down
+	fi
 	step_lines+=("$(printf '  %-58s %4ss' "cluster down" "$((SECONDS - start))")")
 	echo "=== e2e summary ($backend)" >&2
 	printf '%s\n' "${step_lines[@]}" >&2
@@ -135,15 +140,17 @@ source "$E2E_REPO/tests/e2e/$backend.sh"
 build() {
 	rm -rf "$E2E_DIR"
 	mkdir -p "$E2E_DIR"
-	if [[ -z ${BERTH_BIN:-} || -z ${BERTH_OPERATOR_BIN:-} ]]; then
-		(cd "$E2E_REPO" && cargo build -p berth-registry -p berth-operator --bins)
-		local target
-		target="$(cd "$E2E_REPO" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
-		BERTH_BIN="${BERTH_BIN:-$target/debug/berth}"
-		BERTH_OPERATOR_BIN="${BERTH_OPERATOR_BIN:-$target/debug/berth-operator}"
-	fi
-	"$E2E_REPO/tests/e2e/images.sh" berth "$E2E_DIR/images" "$berth_image" "$BERTH_BIN"
+	# The berth image (berth + berth-operator) of images/build.sh, from the
+	# debug binaries the other stages build anyway.
+	"$E2E_REPO/images/build.sh" --profile debug --out "$E2E_DIR/images/berth-oci" --tag e2e >/dev/null
+	skopeo copy --quiet "oci:$E2E_DIR/images/berth-oci:e2e" "docker-archive:$E2E_DIR/images/berth.tar:$berth_image"
 	"$E2E_REPO/tests/e2e/images.sh" hello "$E2E_DIR/images" "$repo_name:v1" "$token"
+	eval "$("$E2E_REPO/tests/tools/install.sh" --paths)"
+	[[ -x ${BERTH_HELM_BIN:-} ]] || {
+		log "no helm at '${BERTH_HELM_BIN:-}' (tests/tools/install.sh builds it)"
+		return 1
+	}
+	log "berth image $berth_image ($(du -h "$E2E_DIR/images/berth.tar" | cut -f1)); helm $("$BERTH_HELM_BIN" version --short)"
 }
 
 up() {
@@ -151,25 +158,15 @@ up() {
 	load_image "$E2E_DIR/images/berth.tar"
 }
 
-install_crds() {
-	k apply --server-side -f "$E2E_REPO/crds/" >/dev/null
-	k apply --server-side -f "$E2E_REPO/operator/deploy/rbac.yaml" >/dev/null
+# The chart (CRDs, RBAC, the operator's Deployment with the berth image).
+helm_install() {
+	"$BERTH_HELM_BIN" install berth "$E2E_REPO/charts/berth" --namespace berth-system --create-namespace \
+		--set image.repository="${berth_image%:*}" --set image.tag="${berth_image##*:}" \
+		--set operator.leaderElection.enabled=false --set grafanaDashboards.enabled=false \
+		--wait --timeout 180s
 	wait_for "CRDs registries.berth.dev and repositories.berth.dev Established" 60 \
 		k wait --for condition=Established --timeout 5s crd/registries.berth.dev crd/repositories.berth.dev
-}
-
-# The operator as a host process with the RBAC of its ServiceAccount
-# (impersonated through the admin credentials), as in the operator's
-# cluster tests.
-start_operator() {
-	k config view --raw --minify --flatten -o json | jq '.users[].user += {
-		"as": "system:serviceaccount:berth-system:berth-operator",
-		"as-groups": ["system:serviceaccounts", "system:serviceaccounts:berth-system", "system:authenticated"]}' \
-		>"$E2E_DIR/operator.kubeconfig"
-	KUBECONFIG="$E2E_DIR/operator.kubeconfig" RUST_LOG="info,kube=warn" \
-		"$BERTH_OPERATOR_BIN" run --metrics-addr 127.0.0.1:0 --leader-elect false >"$E2E_DIR/operator.log" 2>&1 &
-	E2E_OPERATOR_PID=$!
-	log "berth-operator running as PID $E2E_OPERATOR_PID (log: $E2E_DIR/operator.log)"
+	log "operator $(k get pods -n berth-system -l app.kubernetes.io/component=operator -o jsonpath='{.items[0].metadata.name} {.items[0].status.phase} on {.items[0].spec.nodeName}')"
 }
 
 registry_ready() {
@@ -336,28 +333,25 @@ cleanup() {
 	k delete pods --all -n "$team_ns" --wait=true --timeout 60s >/dev/null
 	k delete registry e2e -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
 	local what
-	for what in deployment/e2e service/e2e configmap/e2e-config secret/e2e-token-key pvc/e2e-data; do
+	for what in deployment/e2e service/e2e configmap/e2e-config secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc; do
 		wait_for "$what deleted with its Registry" 60 gone "$what" -n "$E2E_REGISTRY_NS"
 	done
 	wait_for "registry Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
-	stop_pid "$E2E_OPERATOR_PID" berth-operator
-	wait "$E2E_OPERATOR_PID" || {
-		log "berth-operator exited with $? on SIGTERM"
-		E2E_OPERATOR_PID=""
-		return 1
-	}
-	E2E_OPERATOR_PID=""
-	k delete namespace "$team_ns" "$E2E_REGISTRY_NS" --wait=true --timeout 90s >/dev/null
+	"$BERTH_HELM_BIN" uninstall berth --namespace berth-system --wait --timeout 120s
+	wait_for "operator Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n berth-system -o name" ""
+	for what in clusterrole/berth-operator clusterrolebinding/berth-operator; do
+		wait_for "$what deleted by helm uninstall" 30 gone "$what"
+	done
+	k delete namespace "$team_ns" "$E2E_REGISTRY_NS" berth-system --wait=true --timeout 90s >/dev/null
 }
 
-step "build binaries and images (berth, test image)" build
+step "build images (berth via images/build.sh, test image)" build
 step "cluster up ($backend)" up
-step "install CRDs and operator RBAC" install_crds
-step "start berth-operator" start_operator
+step "helm install charts/berth (operator as a Pod)" helm_install
 step "Registry Ready (berth Pod running)" registry_ready
 step "Repository: pull Secret for $team_ns/default" repository
 step "push with skopeo (robot credential)" push
 step "Pod in $team_ns runs the pushed image" pod_runs
 step "wrong credentials: auth error, metric counted" wrong_credentials
 step "Repository deleted: Secret gone, pull fails" repository_deleted
-step "delete Registry: cleanup" cleanup
+step "delete Registry, helm uninstall: cleanup" cleanup
