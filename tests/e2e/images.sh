@@ -1,25 +1,19 @@
 #!/usr/bin/env bash
-# Builds the images of the end-to-end suite without Docker (umoci, skopeo),
-# each as a docker archive (for `ctr images import` / `kind load
+# Builds the two small images of the end-to-end suite without Docker (umoci,
+# skopeo), each as a docker archive (for `ctr images import` / `kind load
 # image-archive`) and, for the test image, an OCI layout to push from.
 #
 #   tests/e2e/images.sh pause DIR REF         the kubelet's sandbox image:
 #                                             /tiny sleeps until SIGTERM
 #   tests/e2e/images.sh hello DIR REF TOKEN   the test Pod's image: prints
 #                                             "berth-e2e TOKEN", then sleeps
-#   tests/e2e/images.sh berth DIR REF BIN     the registry: BIN (a `berth`
-#                                             build) and the shared libraries
-#                                             it links, from this machine
 #
 # Writes DIR/<kind>.tar (docker archive named REF) and DIR/oci (layout, tag
 # <kind>). tiny/ is a static Go program (no module dependencies).
-#
-# The berth image is a minimal stand-in assembly for the release image
-# script of the chart branch (images/build.sh), which had not landed when
-# this was written; it holds the same binary the other tests run.
+# The berth image itself comes from images/build.sh.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-usage="usage: images.sh pause|hello|berth DIR REF [TOKEN|BIN]"
+usage="usage: images.sh pause|hello DIR REF [TOKEN]"
 kind="${1:?$usage}"
 dir="${2:?$usage}"
 ref="${3:?$usage}"
@@ -58,20 +52,6 @@ hello)
 	tiny
 	install -m 0755 "$dir/tiny" "$rootfs/tiny"
 	cfg+=(--config.entrypoint /tiny --config.cmd berth-e2e --config.cmd "$token")
-	;;
-berth)
-	bin="${4:?$usage}"
-	[[ -x $bin ]] || die "no berth binary at $bin (cargo build -p berth-registry)"
-	install -D -m 0755 "$bin" "$rootfs/usr/local/bin/berth"
-	# The dynamic loader and every library ldd resolves, at their paths.
-	while read -r lib; do
-		[[ -n $lib ]] || continue
-		install -D -m 0755 "$(readlink -f "$lib")" "$rootfs$lib"
-	done < <(ldd "$bin" | awk '$2=="=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
-	printf 'berth:x:65532:65532::/nonexistent:/usr/sbin/nologin\n' >"$rootfs/etc_passwd"
-	mkdir -p "$rootfs/etc" "$rootfs/tmp"
-	mv "$rootfs/etc_passwd" "$rootfs/etc/passwd"
-	cfg+=(--config.entrypoint /usr/local/bin/berth --config.user 65532:65532)
 	;;
 *) die "$usage" ;;
 esac

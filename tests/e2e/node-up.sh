@@ -49,7 +49,7 @@ kube="$BERTH_KUBE_BIN_DIR"
 k() { "$BERTH_KUBECTL" "$@"; }
 pki="$dir/pki"
 # The kubelet refuses a loopback node IP (local.sh: the default route's).
-node_ip="${E2E_NODE_IP:?set E2E_NODE_IP to this host's IPv4 address}"
+node_ip="${E2E_NODE_IP:?set E2E_NODE_IP to the IPv4 address of this host}"
 api="$(awk '/server:/{print $2; exit}' "$KUBECONFIG")"
 
 start() {
