@@ -94,7 +94,8 @@ finish() {
 	if [[ -n $current_step ]]; then
 		log "FAILED in step: $current_step (exit $rc)"
 		if [[ -n ${KUBECONFIG:-} ]]; then
-			k get registries,repositories,deploy,pods,pvc,svc,secrets -A -o wide >&2 2>/dev/null
+			k get nodes,deploy,pods,pvc,pv,svc -A -o wide >&2 2>/dev/null
+			k get registries,repositories -A >&2 2>/dev/null
 			k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 25 >&2
 		fi
 		if [[ -n ${KUBECONFIG:-} ]]; then
@@ -163,7 +164,9 @@ helm_install() {
 	"$BERTH_HELM_BIN" install berth "$E2E_REPO/charts/berth" --namespace berth-system --create-namespace \
 		--set image.repository="${berth_image%:*}" --set image.tag="${berth_image##*:}" \
 		--set operator.leaderElection.enabled=false --set grafanaDashboards.enabled=false \
-		--wait --timeout 180s
+		--timeout 120s >"$E2E_DIR/helm-install.txt"
+	wait_for "operator Deployment berth-system/berth-operator available (its Pod running the berth image)" 180 \
+		k rollout status deployment/berth-operator -n berth-system --timeout 5s
 	wait_for "CRDs registries.berth.dev and repositories.berth.dev Established" 60 \
 		k wait --for condition=Established --timeout 5s crd/registries.berth.dev crd/repositories.berth.dev
 	log "operator $(k get pods -n berth-system -l app.kubernetes.io/component=operator -o jsonpath='{.items[0].metadata.name} {.items[0].status.phase} on {.items[0].spec.nodeName}')"
@@ -337,7 +340,7 @@ cleanup() {
 		wait_for "$what deleted with its Registry" 60 gone "$what" -n "$E2E_REGISTRY_NS"
 	done
 	wait_for "registry Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
-	"$BERTH_HELM_BIN" uninstall berth --namespace berth-system --wait --timeout 120s
+	"$BERTH_HELM_BIN" uninstall berth --namespace berth-system --timeout 120s
 	wait_for "operator Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n berth-system -o name" ""
 	for what in clusterrole/berth-operator clusterrolebinding/berth-operator; do
 		wait_for "$what deleted by helm uninstall" 30 gone "$what"
