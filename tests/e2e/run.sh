@@ -241,7 +241,7 @@ push() {
 		skopeo copy --quiet --dest-tls-verify=false --dest-creds "$robot_user:$robot_pass" \
 		"oci:$E2E_DIR/images/oci:hello" "docker://$E2E_REGISTRY_ADDR/$repo_name:v1"
 	# Anonymous pulls are refused (private repository).
-	if skopeo inspect --raw --tls-verify=false "docker://$E2E_REGISTRY_ADDR/$repo_name:v1" >/dev/null 2>&1; then
+	if skopeo inspect --raw --no-creds --tls-verify=false "docker://$E2E_REGISTRY_ADDR/$repo_name:v1" >/dev/null 2>&1; then
 		log "anonymous pull of $repo_name:v1 was allowed"
 		return 1
 	fi
