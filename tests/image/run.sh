@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The container image, end to end, with real parts only:
-#   1. images/build.sh builds the image (OCI layout, umoci) and pushes it with
-#      skopeo to a running `berth`, so the registry carries its own image;
-#   2. a private containerd pulls it back from that berth over plain HTTP;
+#   1. images/build.sh builds the image (OCI layout, umoci) and skopeo pushes
+#      it to a running `berth`, so the registry carries its own image;
+#   2. a private containerd pulls it back from that berth over plain HTTP
+#      (and imports the oci-archive build.sh wrote: the same manifest);
 #   3. runc runs both binaries from the pulled image (`berth --version`,
 #      `berth-operator --help`), and `berth serve` as the image's user, which
 #      must answer /v2/ from inside the container.
@@ -77,7 +78,7 @@ free_port() {
 
 # ------------------------------------------------------------ 1. build, push
 echo "image test: building the image ($profile binaries)"
-layout_ref="$("$repo/images/build.sh" --profile "$profile" --out "$work/oci" | tail -n 1)"
+layout_ref="$("$repo/images/build.sh" --profile "$profile" --out "$work/oci" --archive "$work/berth.tar" | tail -n 1)"
 tag="${layout_ref##*:}"
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" | jq -r .target_directory)"
 berth_bin="${BERTH_BIN:-$target_dir/$profile/berth}"
@@ -130,6 +131,12 @@ ctr_ images pull "${snap[@]}" --plain-http "$image" >"$work/pull.log"
 pushed_digest="$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$image")"
 ctr_ images ls | grep -F "$image" | grep -qF "$pushed_digest" ||
 	fail "containerd does not list $image at $pushed_digest: $(ctr_ images ls)"
+
+# The oci-archive imports into containerd under the image's name, with the
+# same manifest as the one pushed.
+ctr_ images import "${snap[@]}" "$work/berth.tar" >"$work/import.log"
+ctr_ images ls | grep -F "ghcr.io/berth-dev/berth:$tag" | grep -qF "$pushed_digest" ||
+	fail "ctr images import of the archive did not give ghcr.io/berth-dev/berth:$tag at $pushed_digest: $(ctr_ images ls)"
 
 # ------------------------------------------------------- 3. run the binaries
 out="$(ctr_ run --rm "${snap[@]}" "$image" berth-version berth --version)"
