@@ -29,7 +29,10 @@
 #     --no-build                use the binaries already in target/ (fails if absent)
 #     --out DIR                 OCI layout directory (default target/image/oci)
 #     --tag TAG                 tag in the layout (default <version>-<git short sha>)
-#     --archive FILE            also write an oci-archive tar (`ctr images import FILE`)
+#     --archive FILE            also write an oci-archive tar (`ctr images import FILE`
+#                               gives the image <name>:<tag>)
+#     --name NAME               image name in the archive (default ghcr.io/berth-dev/berth,
+#                               the operator's default registry image)
 #     --push REF                also push to REF (e.g. 127.0.0.1:5000/berth:0.1.0),
 #                               plain HTTP, with skopeo copy
 # Prints the tag (the last line of stdout is `oci:<layout>:<tag>`).
@@ -43,6 +46,7 @@ build=1
 out=""
 tag=""
 archive=""
+name="ghcr.io/berth-dev/berth"
 push=""
 
 usage() {
@@ -70,6 +74,10 @@ while (($#)); do
 		;;
 	--archive)
 		archive="${2:?--archive needs a file}"
+		shift 2
+		;;
+	--name)
+		name="${2:?--name needs a value}"
 		shift 2
 		;;
 	--push)
@@ -137,9 +145,9 @@ install -m 0755 "$bin_dir/berth" "$bin_dir/berth-operator" "$rootfs/usr/local/bi
 # Every library ldd resolves (absolute paths: "name => /path (addr)" and the
 # loader's "/lib64/ld-linux-x86-64.so.2 (addr)"), copied with symlinks
 # resolved to the path the binary asks for.
-libs="$(ldd "$bin_dir/berth" "$bin_dir/berth-operator" | awk '
+libs="$(for b in berth berth-operator; do ldd "$bin_dir/$b"; done | awk '
 	$2 == "=>" && $3 ~ /^\// { print $3 }
-	$1 ~ /^\// { print $1 }' | sort -u)"
+	$1 ~ /^\// && $2 ~ /^\(/ { print $1 }' | sort -u)"
 [[ -n $libs ]] || die "ldd found no libraries in $bin_dir/berth (a static binary needs none, but then ldd says so and this script should be simplified)"
 while read -r lib; do
 	[[ -e $lib ]] || die "ldd listed $lib, which does not exist"
@@ -177,7 +185,9 @@ mv "$rootfs" "$work/bundle/rootfs"
 chown -R 0:0 "$work/bundle/rootfs"
 chown 65532:65532 "$work/bundle/rootfs/data"
 find "$work/bundle/rootfs" -exec touch -h -d "@$epoch" {} +
-umoci repack --no-history --image "$out:$tag" "$work/bundle"
+umoci repack --history.created "$created" --history.created_by "images/build.sh" \
+	--history.comment "berth, berth-operator, their libraries, passwd, CA certificates" \
+	--image "$out:$tag" "$work/bundle"
 
 labels=(
 	"org.opencontainers.image.title=berth"
@@ -220,8 +230,8 @@ if [[ -n $archive ]]; then
 	command -v skopeo >/dev/null || die "skopeo is not installed (needed for --archive)"
 	mkdir -p "$(dirname "$archive")"
 	rm -f "$archive"
-	skopeo copy --quiet "oci:$out:$tag" "oci-archive:$archive:$tag" >&2
-	echo "build.sh: wrote $archive" >&2
+	skopeo copy --quiet "oci:$out:$tag" "oci-archive:$archive:$name:$tag" >&2
+	echo "build.sh: wrote $archive ($name:$tag)" >&2
 fi
 
 if [[ -n $push ]]; then

@@ -222,7 +222,10 @@ fn default_values_render_the_operator() {
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--metrics-addr=0.0.0.0:8080".to_string()));
     assert!(args.contains(&"--leader-elect=true".to_string()));
-    let csc = c.security_context.as_ref().expect("container securityContext");
+    let csc = c
+        .security_context
+        .as_ref()
+        .expect("container securityContext");
     assert_eq!(csc.read_only_root_filesystem, Some(true));
     assert_eq!(csc.allow_privilege_escalation, Some(false));
     assert_eq!(csc.run_as_non_root, Some(true));
@@ -269,8 +272,16 @@ fn default_values_render_the_operator() {
     );
     assert_eq!(env["POD_NAME"]["fieldRef"]["fieldPath"], "metadata.name");
     let res = c.resources.as_ref().expect("resources");
-    assert!(res.requests.as_ref().is_some_and(|r| r.contains_key("memory")));
-    assert!(res.limits.as_ref().is_some_and(|r| r.contains_key("memory")));
+    assert!(
+        res.requests
+            .as_ref()
+            .is_some_and(|r| r.contains_key("memory"))
+    );
+    assert!(
+        res.limits
+            .as_ref()
+            .is_some_and(|r| r.contains_key("memory"))
+    );
 
     // The metrics Service selects the operator's pods and targets a port the
     // container has.
@@ -347,7 +358,10 @@ fn default_values_render_the_operator() {
             files.insert(name, std::fs::read_to_string(&p).expect("read dashboard"));
         }
     }
-    assert!(!files.is_empty(), "no dashboards under charts/berth/dashboards");
+    assert!(
+        !files.is_empty(),
+        "no dashboards under charts/berth/dashboards"
+    );
     assert_eq!(
         data.keys().collect::<Vec<_>>(),
         files.keys().collect::<Vec<_>>()
@@ -383,7 +397,10 @@ fn registry_and_service_monitor_render_when_enabled() {
     let reg: Registry = serde_json::from_value(doc.clone())
         .unwrap_or_else(|e| panic!("the chart's Registry does not parse: {e}"));
     assert_eq!(reg.metadata.name.as_deref(), Some("images"));
-    assert_eq!(reg.spec.image.as_deref(), Some("registry.example/berth:1.2.3"));
+    assert_eq!(
+        reg.spec.image.as_deref(),
+        Some("registry.example/berth:1.2.3")
+    );
     assert_eq!(reg.spec.replicas, 1);
     assert_eq!(
         reg.spec.storage.volume.as_ref().map(|v| v.size.as_str()),
@@ -411,7 +428,10 @@ fn registry_and_service_monitor_render_when_enabled() {
         is_subset(&sel, &svc_labels),
         "ServiceMonitor selector {sel:?} does not select the Service {svc_labels:?}"
     );
-    assert_eq!(sm["spec"]["namespaceSelector"]["matchNames"], serde_json::json!([NAMESPACE]));
+    assert_eq!(
+        sm["spec"]["namespaceSelector"]["matchNames"],
+        serde_json::json!([NAMESPACE])
+    );
     let endpoints = sm["spec"]["endpoints"].as_array().expect("endpoints");
     assert!(!endpoints.is_empty());
     let svc_ports: BTreeSet<String> = svc
@@ -483,7 +503,11 @@ fn values_switch_what_they_say() {
     let docs = render(&["--set", "metrics.port=9100"]);
     let d = one(&docs, "Deployment");
     let c = &d["spec"]["template"]["spec"]["containers"][0];
-    assert!(c["args"].to_string().contains("--metrics-addr=0.0.0.0:9100"));
+    assert!(
+        c["args"]
+            .to_string()
+            .contains("--metrics-addr=0.0.0.0:9100")
+    );
     assert_eq!(c["ports"][0]["containerPort"], 9100);
 }
 
@@ -514,16 +538,16 @@ fn values_schema_rejects_what_it_does_not_know() {
 fn needed_rbac() -> BTreeSet<(String, String, String)> {
     // Controller::new/owns/watches: a reflector lists and watches.
     let watched = [
-        ("berth.dev", "registries"),          // registry.rs, repository.rs watches
-        ("berth.dev", "repositories"),        // repository.rs, registry.rs watches
-        ("apps", "deployments"),              // registry.rs owns
-        ("", "services"),                     // registry.rs owns
-        ("", "configmaps"),                   // registry.rs owns
-        ("batch", "cronjobs"),                // registry.rs, repository.rs owns
-        ("", "persistentvolumeclaims"),       // registry.rs owns
-        ("networking.k8s.io", "ingresses"),   // registry.rs owns
-        ("policy", "poddisruptionbudgets"),   // registry.rs owns
-        ("", "secrets"),                      // repository.rs owns; pull Secrets listed by label
+        ("berth.dev", "registries"),        // registry.rs, repository.rs watches
+        ("berth.dev", "repositories"),      // repository.rs, registry.rs watches
+        ("apps", "deployments"),            // registry.rs owns
+        ("", "services"),                   // registry.rs owns
+        ("", "configmaps"),                 // registry.rs owns
+        ("batch", "cronjobs"),              // registry.rs, repository.rs owns
+        ("", "persistentvolumeclaims"),     // registry.rs owns
+        ("networking.k8s.io", "ingresses"), // registry.rs owns
+        ("policy", "poddisruptionbudgets"), // registry.rs owns
+        ("", "secrets"),                    // repository.rs owns; pull Secrets listed by label
     ];
     // controller::apply: get_opt, then a server-side apply patch (which needs
     // create when it creates the object).
@@ -604,10 +628,7 @@ fn expand(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
         for g in r.api_groups.iter().flatten() {
             for res in r.resources.iter().flatten() {
                 for v in &r.verbs {
-                    assert!(
-                        g != "*" && res != "*" && v != "*",
-                        "wildcard in rule {r:?}"
-                    );
+                    assert!(g != "*" && res != "*" && v != "*", "wildcard in rule {r:?}");
                     set.insert((g.clone(), res.clone(), v.clone()));
                 }
             }
@@ -662,7 +683,10 @@ fn rbac_is_exactly_what_the_operator_calls_and_matches_deploy_rbac_yaml() {
     );
     for r in &cr_rules {
         if r.resource_names.is_some() {
-            assert!(std::ptr::eq(r, crd_rule), "unexpected resourceNames in {r:?}");
+            assert!(
+                std::ptr::eq(r, crd_rule),
+                "unexpected resourceNames in {r:?}"
+            );
         }
     }
     assert_eq!(expand(&role_rules), needed_leader_rbac());
@@ -689,12 +713,20 @@ fn helm_lint_strict_passes() {
     let chart = chart_dir().display().to_string();
     for extra in [
         &[][..],
-        &["--set", "registry.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"][..],
+        &[
+            "--set",
+            "registry.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ][..],
     ] {
         let mut args = vec!["lint", "--strict", chart.as_str()];
         args.extend_from_slice(extra);
         let (ok, stdout, stderr) = run_helm(&args);
-        assert!(ok, "helm lint --strict {extra:?} failed:\n{stdout}\n{stderr}");
+        assert!(
+            ok,
+            "helm lint --strict {extra:?} failed:\n{stdout}\n{stderr}"
+        );
         assert!(stdout.contains("0 chart(s) failed"), "{stdout}");
     }
 }

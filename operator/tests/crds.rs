@@ -12,7 +12,12 @@ fn committed_crds_match_the_types() {
         let dir = root.join(dir);
         let mut committed: Vec<String> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-            .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         committed.sort();
         let files = crd_files().expect("crds serialise");

@@ -76,6 +76,9 @@ wait_for() {
 	local deadline=$((SECONDS + timeout))
 	until "$@" >/dev/null 2>&1; do
 		((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
+		if [[ -n $operator_pid ]] && ! kill -0 "$operator_pid" 2>/dev/null; then
+			fail "the operator exited while waiting for $what"
+		fi
 		sleep 0.5
 	done
 }
@@ -117,7 +120,7 @@ done
 # The API server's own authorizer agrees that the ServiceAccount may do what
 # the operator does.
 sa="system:serviceaccount:$ns:berth-operator"
-for check in "watch registries.berth.dev" "patch registries.berth.dev/status" "create deployments.apps" \
+for check in "watch registries.berth.dev" "patch registries.berth.dev --subresource=status" "create deployments.apps" \
 	"delete cronjobs.batch" "update leases.coordination.k8s.io -n $ns" "create events.events.k8s.io"; do
 	# shellcheck disable=SC2086
 	[[ $(kubectl auth can-i $check --as "$sa" 2>/dev/null) == yes ]] || fail "the chart's RBAC does not allow: $check"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The container image, end to end, with real parts only:
-#   1. images/build.sh builds the image (OCI layout, umoci) and pushes it with
-#      skopeo to a running `berth`, so the registry carries its own image;
-#   2. a private containerd pulls it back from that berth over plain HTTP;
+#   1. images/build.sh builds the image (OCI layout, umoci) and skopeo pushes
+#      it to a running `berth`, so the registry carries its own image;
+#   2. a private containerd pulls it back from that berth over plain HTTP
+#      (and imports the oci-archive build.sh wrote: the same manifest);
 #   3. runc runs both binaries from the pulled image (`berth --version`,
 #      `berth-operator --help`), and `berth serve` as the image's user, which
 #      must answer /v2/ from inside the container.
@@ -12,6 +13,8 @@
 #   BERTH_IMAGE_PROFILE  cargo profile of the binaries in the image (default
 #                        debug: CI has built them already; release is what
 #                        users get from images/build.sh and costs a full LTO build)
+#   BERTH_IMAGE_BUILD    0: use the binaries already in target/ (build.sh
+#                        --no-build); default: build.sh runs cargo build
 #   BERTH_BIN            the berth that receives the push (default: the one
 #                        built for the image)
 # Needs root (containerd, runc), umoci, skopeo, containerd, ctr, runc, curl, jq
@@ -77,7 +80,11 @@ free_port() {
 
 # ------------------------------------------------------------ 1. build, push
 echo "image test: building the image ($profile binaries)"
-layout_ref="$("$repo/images/build.sh" --profile "$profile" --out "$work/oci" | tail -n 1)"
+build_args=(--profile "$profile" --out "$work/oci" --archive "$work/berth.tar")
+if [[ ${BERTH_IMAGE_BUILD:-1} == 0 ]]; then
+	build_args+=(--no-build)
+fi
+layout_ref="$("$repo/images/build.sh" "${build_args[@]}" | tail -n 1)"
 tag="${layout_ref##*:}"
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" | jq -r .target_directory)"
 berth_bin="${BERTH_BIN:-$target_dir/$profile/berth}"
@@ -85,7 +92,8 @@ version="$("$target_dir/$profile/berth" --version | awk '{print $2}')"
 
 port="$(free_port)"
 registry="127.0.0.1:$port"
-"$berth_bin" serve --listen "$registry" --data-dir "$work/berth-data" >"$work/berth.log" 2>&1 &
+"$berth_bin" serve --listen "$registry" --metrics-listen "127.0.0.1:$(free_port)" \
+	--data-dir "$work/berth-data" >"$work/berth.log" 2>&1 &
 berth_pid=$!
 wait_for "berth to answer http://$registry/v2/" 30 curl -fsS "http://$registry/v2/"
 
@@ -131,6 +139,12 @@ pushed_digest="$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docke
 ctr_ images ls | grep -F "$image" | grep -qF "$pushed_digest" ||
 	fail "containerd does not list $image at $pushed_digest: $(ctr_ images ls)"
 
+# The oci-archive imports into containerd under the image's name, with the
+# same manifest as the one pushed.
+ctr_ images import "${snap[@]}" "$work/berth.tar" >"$work/import.log"
+ctr_ images ls | grep -F "ghcr.io/berth-dev/berth:$tag" | grep -qF "$pushed_digest" ||
+	fail "ctr images import of the archive did not give ghcr.io/berth-dev/berth:$tag at $pushed_digest: $(ctr_ images ls)"
+
 # ------------------------------------------------------- 3. run the binaries
 out="$(ctr_ run --rm "${snap[@]}" "$image" berth-version berth --version)"
 echo "image test: berth --version -> $out"
@@ -148,9 +162,14 @@ out="$(ctr_ run --rm "${snap[@]}" "$image" berth-operator-version berth-operator
 # the registry must start, write its data dir and answer.
 serve_port="$(free_port)"
 ctr_ run --rm --net-host "${snap[@]}" "$image" berth-serve \
-	berth serve --listen "127.0.0.1:$serve_port" --data-dir /tmp/berth-data >"$work/serve.log" 2>&1 &
+	berth serve --listen "127.0.0.1:$serve_port" --metrics-listen "127.0.0.1:$(free_port)" \
+	--data-dir /tmp/berth-data >"$work/serve.log" 2>&1 &
 serve_pid=$!
-wait_for "berth serve inside the container on 127.0.0.1:$serve_port" 60 curl -fsS "http://127.0.0.1:$serve_port/v2/"
+serving() {
+	kill -0 "$serve_pid" 2>/dev/null || fail "berth serve in the container exited: $(tail -n 5 "$work/serve.log")"
+	curl -fsS "http://127.0.0.1:$serve_port/v2/"
+}
+wait_for "berth serve inside the container on 127.0.0.1:$serve_port" 60 serving
 uid="$(ctr_ tasks ps berth-serve | awk 'NR == 2 {print $1}')"
 ps_user="$(ps -o user= -p "$uid" 2>/dev/null | tr -d ' ' || true)"
 [[ $ps_user == 65532 || $ps_user == berth ]] || fail "berth serve in the container runs as '$ps_user', not 65532"
