@@ -76,6 +76,7 @@ is() {
 gone() { ! k get "$@" >/dev/null 2>&1; }
 
 declare -a step_lines=()
+cluster_started=""
 current_step=""
 step() {
 	current_step="$1"
@@ -104,7 +105,7 @@ finish() {
 			echo "----- registry log (last 30 lines)" >&2
 			k logs -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry --tail 30 >&2 2>/dev/null
 		fi
-		declare -F cluster_logs >/dev/null && cluster_logs
+		[[ -n $cluster_started ]] && cluster_logs
 		((rc == 0)) && rc=1
 	fi
 	local p
@@ -115,7 +116,7 @@ finish() {
 	if [[ ${E2E_KEEP:-0} == 1 ]]; then
 		log "E2E_KEEP=1: cluster left running; stop it with tests/e2e/cluster-down.sh"
 	else
-		declare -F cluster_down >/dev/null && cluster_down
+		[[ -n $cluster_started ]] && cluster_down
 	fi
 	step_lines+=("$(printf '  %-58s %4ss' "cluster down" "$((SECONDS - start))")")
 	echo "=== e2e summary ($backend)" >&2
@@ -155,6 +156,7 @@ build() {
 }
 
 up() {
+	cluster_started=1
 	cluster_up
 	load_image "$E2E_DIR/images/berth.tar"
 }
@@ -298,18 +300,20 @@ metric() {
 }
 
 wrong_credentials() {
-	auth_failures_before="$(metric 'berth_auth_failures_total{endpoint="registry"}')"
+	# containerd follows the registry's Bearer challenge: the wrong password
+	# is refused at the token endpoint.
+	auth_failures_before="$(metric 'berth_auth_failures_total{endpoint="token"}')"
 	k create secret docker-registry wrong-credentials -n "$team_ns" --docker-server "$endpoint" \
 		--docker-username "$robot_user" --docker-password "not-the-password" >/dev/null
 	pod hello-wrong "$endpoint/$repo_name:v1" Always wrong-credentials
 	pull_fails hello-wrong
 	local after
-	after="$(metric 'berth_auth_failures_total{endpoint="registry"}')"
+	after="$(metric 'berth_auth_failures_total{endpoint="token"}')"
 	((after > auth_failures_before)) || {
-		log "berth_auth_failures_total{endpoint=\"registry\"} did not grow: $auth_failures_before -> $after"
+		log "berth_auth_failures_total{endpoint=\"token\"} did not grow: $auth_failures_before -> $after"
 		return 1
 	}
-	log "registry metric berth_auth_failures_total{endpoint=\"registry\"}: $auth_failures_before -> $after"
+	log "registry metric berth_auth_failures_total{endpoint=\"token\"}: $auth_failures_before -> $after"
 }
 
 # pull_fails POD: its container waits in ErrImagePull/ImagePullBackOff and
