@@ -108,6 +108,9 @@ state = "$ctd/state"
   # oom_score_adj (the kubelet asks -998 for sandboxes), "nsexec: failed to
   # update /proc/self/oom_score_adj: Permission denied". Clamp instead.
   restrict_oom_score_adj = true
+  # Sandboxes' network namespaces under our state directory, not
+  # /var/run/netns: cluster-down.sh unmounts whatever a failed run leaves.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$cni_bin"
     conf_dir = "$ctd/cni-conf"
