@@ -134,6 +134,7 @@ stop_pid() {
 	kill -KILL "$1" 2>/dev/null || true
 }
 trap finish EXIT
+trap 'exit 130' INT TERM
 
 # shellcheck source=local.sh
 source "$E2E_REPO/tests/e2e/$backend.sh"
