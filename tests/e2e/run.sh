@@ -148,7 +148,9 @@ build() {
 	"$E2E_REPO/images/build.sh" --profile debug --out "$E2E_DIR/images/berth-oci" --tag e2e >/dev/null
 	skopeo copy --quiet "oci:$E2E_DIR/images/berth-oci:e2e" "docker-archive:$E2E_DIR/images/berth.tar:$berth_image"
 	"$E2E_REPO/tests/e2e/images.sh" hello "$E2E_DIR/images" "$repo_name:v1" "$token"
-	eval "$("$E2E_REPO/tests/tools/install.sh" --paths)"
+	if [[ -z ${BERTH_HELM_BIN:-} ]]; then
+		eval "$("$E2E_REPO/tests/tools/install.sh" --paths)"
+	fi
 	[[ -x ${BERTH_HELM_BIN:-} ]] || {
 		log "no helm at '${BERTH_HELM_BIN:-}' (tests/tools/install.sh builds it)"
 		return 1
