@@ -73,7 +73,9 @@ trap cleanup EXIT
 
 # --- builds and peers -------------------------------------------------------
 log "building berth and berth-bench (release)"
-(cd "$root" && cargo build --release -q -p berth-registry -p berth-bench)
+# Two invocations: built together, cargo would unify dependency features and
+# rebuild everything instead of reusing each package's own release build.
+(cd "$root" && cargo build --release -q -p berth-registry && cargo build --release -q -p berth-bench)
 berth="$root/target/release/berth"
 bench="$root/target/release/berth-bench"
 
@@ -283,7 +285,7 @@ disk_dev="$(df --output=source "$work" | tail -1)"
 	echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 	echo "- Memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "- Kernel: $(uname -sr)"
-	echo "- Disk (registry data dirs in ${BENCH_TMP:-/var/tmp}): $disk_dev, $(df -hT --output=fstype,size "$work" | tail -1 | xargs)"
+	echo "- Disk (registry data dirs in ${BENCH_TMP:-/var/tmp}): $disk_dev, $(df -h --output=fstype,size "$work" | tail -1 | xargs)"
 	echo "- Load average during the run: $load_summary. The machine is shared with other agents; client and servers share its $(nproc) cores."
 	echo
 	echo "## Machine limits (same run)"

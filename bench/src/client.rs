@@ -128,18 +128,31 @@ impl Registry {
             .await
     }
 
-    /// The whole blob in one POST (`?digest=`), used by setup phases.
-    pub async fn push_blob_single(&self, repo: &str, digest: &str, data: Bytes) -> Result<()> {
+    /// Cross-repository mount of a blob the registry already has in `from`;
+    /// a registry that declines (202) gets the blob uploaded instead.
+    pub async fn mount_or_push(
+        &self,
+        repo: &str,
+        from: &str,
+        digest: &str,
+        data: Bytes,
+    ) -> Result<()> {
         let resp = self
             .http
-            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, data.len().to_string())
-            .body(data)
+            .post(self.url(&format!(
+                "/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"
+            )))
+            .header(header::CONTENT_LENGTH, "0")
             .send()
             .await?;
-        expect(resp, "single-request upload", &[201]).await?;
-        Ok(())
+        let resp = expect(resp, "mount", &[201, 202]).await?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(());
+        }
+        let session = self.location(&resp, "mount")?;
+        let len = data.len() as u64;
+        self.finish_upload(&session, digest, Body::from(data), len)
+            .await
     }
 
     /// PATCH one chunk at `offset`; returns the next session URL.

@@ -101,7 +101,7 @@ enum Metric {
 fn metric(workload: &str) -> Metric {
     match workload {
         w if w.starts_with("large") || w.starts_with("chunked") => Metric::MibPerS,
-        w if w.starts_with("small") => Metric::Wall,
+        w if w.starts_with("small") || w == "lists-setup" => Metric::Wall,
         w if w.starts_with("hot") => Metric::OpsPerS,
         _ => Metric::P50,
     }
@@ -137,6 +137,7 @@ const ORDER: &[&str] = &[
     "small-pull",
     "hot-get",
     "hot-head",
+    "lists-setup",
     "catalog-page-n100",
     "catalog-full-n1000",
     "catalog-full",

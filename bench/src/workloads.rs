@@ -421,8 +421,13 @@ pub async fn hot(ctx: &Ctx, path: &str, expect_len: u64) -> Vec<WorkloadResult> 
 }
 
 /// Creates `count` repositories (one image each) and one repository with
-/// `count` tags (a distinct manifest per tag). Not measured.
-pub async fn lists_setup(ctx: &Ctx) -> Recorder {
+/// `count` tags (a distinct manifest per tag); latencies per manifest (plus
+/// the blob mount for a new repository).
+pub async fn lists_setup(ctx: &Ctx) -> WorkloadResult {
+    ctx.measured("lists-setup", || lists_setup_inner(ctx)).await
+}
+
+async fn lists_setup_inner(ctx: &Ctx) -> Recorder {
     let count = ctx.cfg.list_count;
     let config = config_blob(7);
     let cd = blobgen::sha256(&config);
@@ -434,7 +439,8 @@ pub async fn lists_setup(ctx: &Ctx) -> Recorder {
             let res = if i < count {
                 let repo = format!("bench/cat/r{i:05}");
                 async {
-                    reg.push_blob_single(&repo, &cd, config.clone()).await?;
+                    reg.mount_or_push(&repo, "bench/tags", &cd, config.clone())
+                        .await?;
                     reg.put_manifest(&repo, "v1", manifest((&cd, config.len()), &[], None))
                         .await
                 }
@@ -454,11 +460,7 @@ pub async fn lists_setup(ctx: &Ctx) -> Recorder {
     });
     let mut rec = Recorder::default();
     // The tags repository needs its config blob before its manifests.
-    if let Err(e) = ctx
-        .reg
-        .push_blob_single("bench/tags", &cd, config.clone())
-        .await
-    {
+    if let Err(e) = ctx.reg.push_blob("bench/tags", &cd, config.clone()).await {
         rec.err(e);
     }
     let mut s = futures::stream::iter(jobs).buffer_unordered(ctx.cfg.setup_concurrency);
