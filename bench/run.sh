@@ -253,7 +253,10 @@ for ((r = 1; r <= rounds; r++)); do
 			--large-mib "$large_mib" "${quick_flag[@]}" --json "$work/results/$s-r$r.json" ||
 			log "berth-bench reported errors against $s (kept in the results)"
 		stop_pid "$server_pid"
-		rm -rf "$work/srv-$s"
+		# Data dirs are removed only at exit: deleting a distribution tree of
+		# 10,000 repositories took minutes on a busy machine and delayed the
+		# next server.
+		mv "$work/srv-$s" "$work/done-$s-r$r"
 	done
 	log "round $r/$rounds: nginx ceiling"
 	"$bench" ceiling --base "http://127.0.0.1:$nginx_port" --server nginx --round "$r" \
@@ -314,7 +317,7 @@ disk_dev="$(df --output=source "$work" | tail -1)"
 	echo "- chunked-upload: a blob in 5 MiB PATCH chunks with Content-Range, then PUT ?digest=; latencies are per PATCH."
 	echo "- small-push / small-pull: concurrent clients each pushing images (HEAD, POST, PUT per blob: config + 3 layers; then the manifest), then pulling them back with digest checks; latencies are per image."
 	echo "- hot-get / hot-head: a manifest by tag at fixed concurrency for a fixed time; nginx serves the same bytes as a file."
-	echo "- catalog-* / tags-*: a registry with the set number of repositories (plus the few bench repositories) and a repository with that many tags; *-page-n100 is one request for the first page, *-full-n1000 a full listing paged with n=1000, *-full a full listing with the server's default page size, following Link headers; latency is one whole listing."
+	echo "- catalog-* / tags-*: a registry with the set number of repositories (plus the few bench repositories) and a repository with that many tags; *-page-n100 is one request for the first page (n=100); *-full-n100 and *-full-n1000 are full listings paged with n=100 / n=1000, *-full a full listing with the server's default page size, each following Link headers; latency is one whole listing."
 	echo
 	echo "## Results"
 	cat "$work/tables.md"

@@ -249,9 +249,10 @@ impl Registry {
         Ok(n)
     }
 
-    /// A list endpoint (`/v2/_catalog` or `/v2/<repo>/tags/list`), following
-    /// `Link: <...>; rel="next"` like a client; returns (entries, requests).
-    pub async fn list_all(&self, first: &str, key: &str) -> Result<(usize, usize)> {
+    /// A list endpoint (`/v2/_catalog` or `/v2/<repo>/tags/list`); with
+    /// `follow`, on through `Link: <...>; rel="next"` like a client listing
+    /// everything. Returns (entries, requests).
+    pub async fn list(&self, first: &str, key: &str, follow: bool) -> Result<(usize, usize)> {
         let mut next = Some(first.to_string());
         let (mut entries, mut requests) = (0usize, 0usize);
         while let Some(path) = next.take() {
@@ -266,7 +267,7 @@ impl Registry {
             let body = resp.bytes().await?;
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             entries += v.get(key).and_then(|a| a.as_array()).map_or(0, |a| a.len());
-            if requests > 100_000 {
+            if !follow || requests > 100_000 {
                 break;
             }
         }

@@ -139,9 +139,11 @@ const ORDER: &[&str] = &[
     "hot-head",
     "lists-setup",
     "catalog-page-n100",
+    "catalog-full-n100",
     "catalog-full-n1000",
     "catalog-full",
     "tags-page-n100",
+    "tags-full-n100",
     "tags-full-n1000",
     "tags-full",
 ];

@@ -474,41 +474,24 @@ async fn lists_setup_inner(ctx: &Ctx) -> Recorder {
     rec
 }
 
-/// Catalog and tags list: one page (n=100) and full listings, paged with
-/// n=1000 and with the server's default page size, each following Link.
+/// Catalog and tags list: one page (n=100), and full listings following Link
+/// headers, paged with n=100, n=1000 and the server's default page size.
 pub async fn lists(ctx: &Ctx) -> Vec<WorkloadResult> {
     let count = ctx.cfg.list_count;
-    let cases: [(&str, &str, &str, usize); 6] = [
-        (
-            "catalog-page-n100",
-            "/v2/_catalog?n=100",
-            "repositories",
-            100,
-        ),
-        (
-            "catalog-full-n1000",
-            "/v2/_catalog?n=1000",
-            "repositories",
-            count,
-        ),
-        ("catalog-full", "/v2/_catalog", "repositories", count),
-        (
-            "tags-page-n100",
-            "/v2/bench/tags/tags/list?n=100",
-            "tags",
-            100,
-        ),
-        (
-            "tags-full-n1000",
-            "/v2/bench/tags/tags/list?n=1000",
-            "tags",
-            count,
-        ),
-        ("tags-full", "/v2/bench/tags/tags/list", "tags", count),
+    // (name, first URL, JSON key, follow Link headers, entries expected)
+    let cases: [(&str, &str, &str, bool, usize); 8] = [
+        ("catalog-page-n100", "/v2/_catalog?n=100", "repositories", false, 100),
+        ("catalog-full-n100", "/v2/_catalog?n=100", "repositories", true, count),
+        ("catalog-full-n1000", "/v2/_catalog?n=1000", "repositories", true, count),
+        ("catalog-full", "/v2/_catalog", "repositories", true, count),
+        ("tags-page-n100", "/v2/bench/tags/tags/list?n=100", "tags", false, 100),
+        ("tags-full-n100", "/v2/bench/tags/tags/list?n=100", "tags", true, count),
+        ("tags-full-n1000", "/v2/bench/tags/tags/list?n=1000", "tags", true, count),
+        ("tags-full", "/v2/bench/tags/tags/list", "tags", true, count),
     ];
     let mut out = Vec::new();
-    for (name, path, key, min_entries) in cases {
-        let reps = if min_entries == 100 {
+    for (name, path, key, follow, min_entries) in cases {
+        let reps = if !follow {
             ctx.cfg.list_reps * 10
         } else {
             ctx.cfg.list_reps
@@ -525,7 +508,7 @@ pub async fn lists(ctx: &Ctx) -> Vec<WorkloadResult> {
                         break;
                     }
                     let t0 = Instant::now();
-                    match ctx.reg.list_all(path, key).await {
+                    match ctx.reg.list(path, key, follow).await {
                         Ok((n, _)) if n >= min_entries => rec.ok(t0.elapsed()),
                         Ok((n, reqs)) => rec.err(format!(
                             "{n} entries in {reqs} requests, expected at least {min_entries}"
