@@ -480,13 +480,49 @@ pub async fn lists(ctx: &Ctx) -> Vec<WorkloadResult> {
     let count = ctx.cfg.list_count;
     // (name, first URL, JSON key, follow Link headers, entries expected)
     let cases: [(&str, &str, &str, bool, usize); 8] = [
-        ("catalog-page-n100", "/v2/_catalog?n=100", "repositories", false, 100),
-        ("catalog-full-n100", "/v2/_catalog?n=100", "repositories", true, count),
-        ("catalog-full-n1000", "/v2/_catalog?n=1000", "repositories", true, count),
+        (
+            "catalog-page-n100",
+            "/v2/_catalog?n=100",
+            "repositories",
+            false,
+            100,
+        ),
+        (
+            "catalog-full-n100",
+            "/v2/_catalog?n=100",
+            "repositories",
+            true,
+            count,
+        ),
+        (
+            "catalog-full-n1000",
+            "/v2/_catalog?n=1000",
+            "repositories",
+            true,
+            count,
+        ),
         ("catalog-full", "/v2/_catalog", "repositories", true, count),
-        ("tags-page-n100", "/v2/bench/tags/tags/list?n=100", "tags", false, 100),
-        ("tags-full-n100", "/v2/bench/tags/tags/list?n=100", "tags", true, count),
-        ("tags-full-n1000", "/v2/bench/tags/tags/list?n=1000", "tags", true, count),
+        (
+            "tags-page-n100",
+            "/v2/bench/tags/tags/list?n=100",
+            "tags",
+            false,
+            100,
+        ),
+        (
+            "tags-full-n100",
+            "/v2/bench/tags/tags/list?n=100",
+            "tags",
+            true,
+            count,
+        ),
+        (
+            "tags-full-n1000",
+            "/v2/bench/tags/tags/list?n=1000",
+            "tags",
+            true,
+            count,
+        ),
         ("tags-full", "/v2/bench/tags/tags/list", "tags", true, count),
     ];
     let mut out = Vec::new();
@@ -575,10 +611,10 @@ pub async fn chunked(ctx: &Ctx, round: u32) -> Vec<WorkloadResult> {
                     .await
             }
             .await;
-            if let Err(e) = res {
-                if rec.errors == 0 {
-                    rec.err(e);
-                }
+            if let Err(e) = res
+                && rec.errors == 0
+            {
+                rec.err(e);
             }
             rec
         })
