@@ -81,6 +81,44 @@ fn every_object_is_labelled_and_owned() {
     let sm = o.service_monitor.expect("service monitor");
     assert_eq!(sm["kind"], "ServiceMonitor");
     assert_eq!(sm["metadata"]["ownerReferences"][0]["uid"], "0000-reg-uid");
+    // It scrapes the port the registry serves /metrics on: the config's
+    // metrics_listen, the container's and the Service's `metrics` port.
+    let port = sm["spec"]["endpoints"][0]["port"]
+        .as_str()
+        .expect("port name");
+    let svc_port = o
+        .service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.iter().find(|p| p.name.as_deref() == Some(port)))
+        .expect("the Service has the ServiceMonitor's port");
+    let container = &o
+        .deployment
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod")
+        .containers[0];
+    let container_port = container
+        .ports
+        .as_ref()
+        .and_then(|p| p.iter().find(|p| p.name.as_deref() == Some(port)))
+        .expect("the container names the port");
+    assert_eq!(svc_port.port, container_port.container_port);
+    let config = o.config_map.data.as_ref().expect("data")["config.yaml"].clone();
+    let parsed =
+        berth_registry::config::FileConfig::parse(&config, std::path::Path::new("config.yaml"))
+            .expect("the registry reads its rendered config");
+    let listen = parsed.metrics_listen.expect("metrics_listen set");
+    assert_eq!(i32::from(listen.port()), container_port.container_port);
+    assert!(
+        listen.ip().is_unspecified(),
+        "Prometheus scrapes from outside the pod"
+    );
 }
 
 #[test]
@@ -201,6 +239,7 @@ fn config_file_has_only_fields_berth_serve_reads() {
         keys,
         [
             "listen",
+            "metrics_listen",
             "data_dir",
             "storage",
             "log_format",

@@ -32,6 +32,8 @@ use crate::crd::{LogFormat, Registry, ServiceType};
 
 /// Port the registry listens on inside the pod.
 pub const CONTAINER_PORT: i32 = 5000;
+/// Where the registry serves `/metrics` in its pod (its own listener).
+pub const METRICS_PORT: i32 = 5001;
 /// Mount point of the config ConfigMap.
 pub const CONFIG_DIR: &str = "/etc/berth";
 /// Mount point of the data volume (`data_dir`).
@@ -50,6 +52,8 @@ pub const RUN_AS: i64 = 65532;
 #[derive(Serialize, Debug, PartialEq)]
 pub struct ServerConfig {
     pub listen: String,
+    /// `/metrics`, on all addresses: Prometheus scrapes it from outside the pod.
+    pub metrics_listen: String,
     pub data_dir: String,
     pub storage: &'static str,
     pub log_format: &'static str,
@@ -91,6 +95,7 @@ pub struct RegistryObjects {
 pub fn server_config(reg: &Registry) -> ServerConfig {
     ServerConfig {
         listen: format!("0.0.0.0:{CONTAINER_PORT}"),
+        metrics_listen: format!("0.0.0.0:{METRICS_PORT}"),
         data_dir: DATA_DIR.into(),
         // Blobs in S3 are not served by this registry version yet; the pods
         // keep the filesystem backend (on an emptyDir) and get the S3
@@ -413,12 +418,20 @@ pub fn deployment(reg: &Registry, config_hash: &str) -> Result<Deployment, Rende
             "--config".into(),
             format!("{CONFIG_DIR}/config.yaml"),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: CONTAINER_PORT,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: CONTAINER_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: METRICS_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+        ]),
         env: Some(env(reg)),
         liveness_probe: Some(http_probe("/healthz", 10, 3)),
         readiness_probe: Some(http_probe("/readyz", 5, 2)),
@@ -480,17 +493,27 @@ pub fn service(reg: &Registry) -> Result<Service, RenderError> {
         spec: Some(K8sServiceSpec {
             type_: Some(svc.type_.as_str().into()),
             selector: Some(selector_labels(&name)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: svc.port,
-                target_port: Some(IntOrString::String("http".into())),
-                protocol: Some("TCP".into()),
-                node_port: match svc.type_ {
-                    ServiceType::NodePort => svc.node_port,
-                    ServiceType::ClusterIP => None,
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("http".into()),
+                    port: svc.port,
+                    target_port: Some(IntOrString::String("http".into())),
+                    protocol: Some("TCP".into()),
+                    node_port: match svc.type_ {
+                        ServiceType::NodePort => svc.node_port,
+                        ServiceType::ClusterIP => None,
+                    },
+                    ..Default::default()
                 },
-                ..Default::default()
-            }]),
+                // For Prometheus (the ServiceMonitor); never a NodePort.
+                ServicePort {
+                    name: Some("metrics".into()),
+                    port: METRICS_PORT,
+                    target_port: Some(IntOrString::String("metrics".into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                },
+            ]),
             ..Default::default()
         }),
         ..Default::default()
@@ -651,7 +674,7 @@ pub fn service_monitor(reg: &Registry) -> Result<Option<serde_json::Value>, Rend
         "metadata": metadata,
         "spec": {
             "selector": {"matchLabels": selector_labels(&name)},
-            "endpoints": [{"port": "http", "path": "/metrics"}],
+            "endpoints": [{"port": "metrics", "path": "/metrics"}],
         },
     })))
 }
