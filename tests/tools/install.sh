@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need beyond Rust and Go themselves:
-#   - Debian packages: skopeo, umoci, jq, curl, and C build tools
+#   - Debian packages: skopeo, umoci, jq, curl, prometheus, and C build tools
 #     (apt-get, only when missing)
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
 #     suite and the oras CLI, built once and cached outside the clone at
@@ -90,10 +90,11 @@ run_logged() {
 
 # ---------------------------------------------------------------- apt packages
 # skopeo, umoci, podman, buildah, containerd (with runc): real-client tests;
-# jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
+# jq, curl: scripts; prometheus (prometheus + promtool): the observability
+# test; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc jq curl ca-certificates cmake build-essential pkg-config)
+apt_packages=(skopeo umoci podman buildah containerd runc jq curl ca-certificates cmake build-essential pkg-config prometheus)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
