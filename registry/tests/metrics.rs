@@ -376,8 +376,12 @@ async fn text_log_is_the_default() {
     assert_eq!(r.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(10);
     let line = loop {
-        if let Some(l) = server
-            .log()
+        // The text format may carry ANSI colour codes.
+        let plain = regex::Regex::new("\x1b\\[[0-9;]*m")
+            .unwrap()
+            .replace_all(&server.log(), "")
+            .into_owned();
+        if let Some(l) = plain
             .lines()
             .find(|l| l.contains("request_id=text-format-7"))
         {
