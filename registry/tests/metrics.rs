@@ -269,13 +269,21 @@ async fn requests_are_counted_by_route_template_with_streamed_bytes() {
 
     // No raw path, repository name or digest in any series.
     let text = metrics_body(&server);
-    for leak in ["leakcheck", &hex::encode(sha2::Sha256::digest(&layer)), "v1\""] {
+    for leak in [
+        "leakcheck",
+        &hex::encode(sha2::Sha256::digest(&layer)),
+        "v1\"",
+    ] {
         assert!(!text.contains(leak), "`{leak}` in /metrics:\n{text}");
     }
     for sample in s.iter().filter(|s| s.labels.contains_key("route")) {
         let route = &sample.labels["route"];
         assert!(
-            route == "unmatched" || route.starts_with("/v2/") || route.starts_with("/auth/") || route.starts_with("/healthz") || route.starts_with("/readyz"),
+            route == "unmatched"
+                || route.starts_with("/v2/")
+                || route.starts_with("/auth/")
+                || route.starts_with("/healthz")
+                || route.starts_with("/readyz"),
             "{route}"
         );
     }
@@ -287,7 +295,10 @@ async fn requests_are_counted_by_route_template_with_streamed_bytes() {
         if kind == "counter" {
             assert!(name.ends_with("_total"), "{line}");
         }
-        assert!(text.contains(&format!("# HELP {name} ")), "no HELP for {name}");
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}"
+        );
     }
 }
 
@@ -391,7 +402,12 @@ async fn text_log_is_the_default() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(serde_json::from_str::<Value>(&line).is_err(), "{line}");
-    for field in ["method=GET", "route=/v2/_catalog", "status=200", "response_bytes="] {
+    for field in [
+        "method=GET",
+        "route=/v2/_catalog",
+        "status=200",
+        "response_bytes=",
+    ] {
         assert!(line.contains(field), "{field} not in {line}");
     }
 }

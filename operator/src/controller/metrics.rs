@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// The controllers, so that their series exist (at zero) from the start.
 const CONTROLLERS: [&str; 2] = ["registry", "repository"];
@@ -138,8 +140,8 @@ mod tests {
             "berth_operator_reconcile_errors_total{controller=\"registry\",error=\"kube\"} 2"
         ));
         assert!(text.contains("berth_operator_reconciles_total{controller=\"registry\"} 1"));
-        assert!(
-            text.contains("berth_operator_reconcile_duration_seconds_count{controller=\"registry\"} 1")
-        );
+        assert!(text.contains(
+            "berth_operator_reconcile_duration_seconds_count{controller=\"registry\"} 1"
+        ));
     }
 }

@@ -236,9 +236,15 @@ mod tests {
             ("/v2/", "/v2/"),
             ("/v2", "/v2/"),
             ("/v2/_catalog", "/v2/_catalog"),
-            ("/v2/team/app/manifests/v1", "/v2/{name}/manifests/{reference}"),
+            (
+                "/v2/team/app/manifests/v1",
+                "/v2/{name}/manifests/{reference}",
+            ),
             ("/v2/app/blobs/uploads/", "/v2/{name}/blobs/uploads/"),
-            ("/v2/app/blobs/uploads/0f0f", "/v2/{name}/blobs/uploads/{id}"),
+            (
+                "/v2/app/blobs/uploads/0f0f",
+                "/v2/{name}/blobs/uploads/{id}",
+            ),
             ("/auth/token", "/auth/token"),
             ("/healthz", "/healthz"),
             ("/v2/app/secret-place", "unmatched"),

@@ -218,7 +218,11 @@ mod tests {
             // An invalid name still has a template.
             ("A/manifests/x", "/v2/{name}/manifests/{reference}"),
         ] {
-            assert_eq!(endpoint(rest).map(Endpoint::template), Some(template), "{rest}");
+            assert_eq!(
+                endpoint(rest).map(Endpoint::template),
+                Some(template),
+                "{rest}"
+            );
             if let Ok(route) = parse(rest) {
                 assert_eq!(route.endpoint().template(), template, "{rest}");
             }
