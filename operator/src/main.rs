@@ -2,7 +2,8 @@
 //! objects.
 //!
 //!     berth-operator run                 reconcile (KUBECONFIG or in-cluster)
-//!     berth-operator crdgen [--out crds] write the CRD YAML files
+//!     berth-operator crdgen [--out DIR]… write the CRD YAML files (default:
+//!                                        crds/ and the Helm chart's charts/berth/crds/)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,9 +36,11 @@ enum Command {
     Run(RunArgs),
     /// Write the CustomResourceDefinitions as YAML files.
     Crdgen {
-        /// Directory to write registries.yaml and repositories.yaml into.
-        #[arg(long, default_value = "crds")]
-        out: PathBuf,
+        /// Directory to write registries.yaml and repositories.yaml into;
+        /// repeat for several. Defaults to both copies in the repository:
+        /// crds/ and the Helm chart's charts/berth/crds/.
+        #[arg(long, default_values = ["crds", "charts/berth/crds"])]
+        out: Vec<PathBuf>,
     },
 }
 
@@ -96,7 +99,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn crdgen(out: &std::path::Path) -> ExitCode {
+fn crdgen(dirs: &[PathBuf]) -> ExitCode {
     let files = match crd_files() {
         Ok(f) => f,
         Err(e) => {
@@ -104,12 +107,21 @@ fn crdgen(out: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for out in dirs {
+        if let Err(code) = write_crds(out, &files) {
+            return code;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn write_crds(out: &std::path::Path, files: &[(&str, String)]) -> Result<(), ExitCode> {
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!(
             "berth-operator crdgen: cannot create {}: {e}",
             out.display()
         );
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
     for (name, yaml) in files {
         let path = out.join(name);
@@ -118,11 +130,11 @@ fn crdgen(out: &std::path::Path) -> ExitCode {
                 "berth-operator crdgen: cannot write {}: {e}",
                 path.display()
             );
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
         println!("wrote {}", path.display());
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn init_tracing(json: bool) {

@@ -1,20 +1,43 @@
-//! The committed `crds/*.yaml` must be exactly what the Rust types generate
-//! (`cargo run -p berth-operator -- crdgen` rewrites them).
+//! The committed `crds/*.yaml` and the Helm chart's `charts/berth/crds/*.yaml`
+//! must be exactly what the Rust types generate (`cargo run -p berth-operator
+//! -- crdgen` rewrites both).
 
 use berth_operator::crd::{Registry, Repository, crd_files};
 use kube::CustomResourceExt;
 
 #[test]
 fn committed_crds_match_the_types() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    for (name, want) in crd_files().expect("crds serialise") {
-        let path = dir.join(name);
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "{} differs from what the types generate: run `cargo run -p berth-operator -- crdgen --out crds` and commit it",
-            path.display()
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in ["crds", "charts/berth/crds"] {
+        let dir = root.join(dir);
+        let mut committed: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        committed.sort();
+        let files = crd_files().expect("crds serialise");
+        let mut generated: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+        generated.sort();
+        assert_eq!(
+            committed,
+            generated,
+            "{} holds other files than the CRDs",
+            dir.display()
         );
+        for (name, want) in files {
+            let path = dir.join(name);
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "{} differs from what the types generate: run `cargo run -p berth-operator -- crdgen` and commit it",
+                path.display()
+            );
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:5001";
 const DEFAULT_UPLOAD_EXPIRY_SECONDS: u64 = 24 * 60 * 60;
+pub const DEFAULT_GC_GRACE_SECONDS: u64 = 60 * 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -71,6 +72,13 @@ pub struct FileConfig {
     /// Base URL clients reach the registry at, for the token realm
     /// [default: from the request's Host header].
     pub public_url: Option<String>,
+    /// Run gc inside the server this often (0 or absent: never; the
+    /// operator runs `berth gc` from a CronJob instead).
+    pub gc_interval_seconds: Option<u64>,
+    /// gc keeps anything younger than this [default: 3600].
+    pub gc_grace_seconds: Option<u64>,
+    /// gc keeps manifests no tag reaches [default: false].
+    pub gc_keep_untagged: Option<bool>,
 }
 
 /// Access-control settings, present when a policy file is configured.
@@ -97,6 +105,16 @@ pub struct Config {
     pub upload_expiry: Duration,
     /// None: no access control (anyone may do anything), as on a laptop.
     pub auth: Option<AuthConfig>,
+    pub gc: GcConfig,
+}
+
+/// Garbage collection settings.
+#[derive(Debug, Clone)]
+pub struct GcConfig {
+    /// None: gc does not run inside the server.
+    pub interval: Option<Duration>,
+    pub grace: Duration,
+    pub keep_untagged: bool,
 }
 
 impl FileConfig {
@@ -163,8 +181,25 @@ impl FileConfig {
                 ),
                 public_url: over.public_url.clone().or(self.public_url.clone()),
             });
+        let gc = GcConfig {
+            interval: over
+                .gc_interval_seconds
+                .or(self.gc_interval_seconds)
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
+            grace: Duration::from_secs(
+                over.gc_grace_seconds
+                    .or(self.gc_grace_seconds)
+                    .unwrap_or(DEFAULT_GC_GRACE_SECONDS),
+            ),
+            keep_untagged: over
+                .gc_keep_untagged
+                .or(self.gc_keep_untagged)
+                .unwrap_or(false),
+        };
         Config {
             auth,
+            gc,
             listen: over
                 .listen
                 .or(self.listen)

@@ -4,7 +4,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_registry::config::{FileConfig, LogFormat, StorageBackend};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_registry::auth::Policy;
+use berth_registry::config::{Config, FileConfig, LogFormat, StorageBackend};
+use berth_registry::maintenance;
+use berth_registry::maintenance::gc::{self, GcOptions};
+use berth_registry::maintenance::retention::{self, RetentionOptions};
+use berth_registry::meta::MetaStore;
+use berth_registry::settings::{RepositorySettings, RetentionRules};
+use berth_registry::storage::BlobStore;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,6 +43,85 @@ enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Collect garbage: delete manifests no tag reaches, then blobs no
+    /// manifest references. Safe while the registry serves pushes: anything
+    /// younger than the grace period is kept.
+    Gc(GcArgs),
+    /// Apply retention rules: delete old tags (and untagged manifests).
+    /// Rules from the flags, or else from the policy file's `repositories:`.
+    Retention(RetentionArgs),
+    /// Show the storage each repository uses, and each quota's usage.
+    Usage {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where a maintenance command finds the registry's data.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The registry's YAML config file (data_dir, storage, policy_file, gc_*).
+    #[arg(long, env = "BERTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for blobs and metadata [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Policy file with per-repository settings (quotas, retention, immutable tags).
+    #[arg(long, env = "BERTH_POLICY_FILE")]
+    policy_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct GcArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep manifests no tag reaches.
+    #[arg(long)]
+    keep_untagged: bool,
+    /// Keep anything younger than this many seconds [default: 3600].
+    #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
+    grace_seconds: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct RetentionArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Repository name or pattern (`team/*`); repeatable [default: every
+    /// repository with rules in the policy file].
+    #[arg(long = "repository")]
+    repositories: Vec<String>,
+    /// Keep the N most recently pushed tags.
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// Delete tags pushed longer ago than this (30d, 720h, 2w).
+    #[arg(long, value_parser = parse_age)]
+    max_age: Option<String>,
+    /// Only tags matching these patterns are candidates (repeatable).
+    #[arg(long)]
+    only_tags: Vec<String>,
+    /// Tags matching these patterns are never deleted (repeatable).
+    #[arg(long)]
+    protect_tags: Vec<String>,
+    /// Also delete manifests no tag reaches (older than the grace period).
+    #[arg(long)]
+    delete_untagged: bool,
+    /// Report what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Untagged manifests younger than this many seconds are kept [default: 3600].
+    #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
+    grace_seconds: Option<u64>,
+}
+
+fn parse_age(text: &str) -> Result<String, String> {
+    berth_registry::settings::parse_duration(text).map(|_| text.to_string())
 }
 
 #[derive(clap::Args)]
@@ -79,6 +169,15 @@ struct ServeArgs {
     /// URL clients reach the registry at, for the token realm [default: from the Host header].
     #[arg(long, env = "BERTH_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Run gc inside the server every this many seconds [default: never].
+    #[arg(long, env = "BERTH_GC_INTERVAL_SECONDS")]
+    gc_interval_seconds: Option<u64>,
+    /// gc keeps anything younger than this many seconds [default: 3600].
+    #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
+    gc_grace_seconds: Option<u64>,
+    /// gc keeps manifests no tag reaches.
+    #[arg(long, env = "BERTH_GC_KEEP_UNTAGGED")]
+    gc_keep_untagged: Option<bool>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -124,6 +223,110 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Gc(args) => maintenance(&args.store, |config, meta, blobs, _| async move {
+            let opts = GcOptions {
+                grace: args
+                    .grace_seconds
+                    .map(Duration::from_secs)
+                    .unwrap_or(config.gc.grace),
+                delete_untagged: !(args.keep_untagged || config.gc.keep_untagged),
+                dry_run: args.dry_run,
+            };
+            let report = gc::run(meta.as_ref(), &blobs, &opts).await?;
+            let verb = if report.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            println!(
+                "gc {verb}: {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes); {} repositories in {:.3} s",
+                report.manifests.len(),
+                report.links,
+                report.repositories_removed.len(),
+                report.blobs,
+                report.bytes,
+                report.repositories_checked,
+                report.duration.as_secs_f64()
+            );
+            Ok(())
+        }),
+        Command::Retention(args) => {
+            maintenance(&args.store, |config, meta, _, settings| async move {
+                let given = RetentionRules {
+                    keep_last: args.keep_last,
+                    max_age: args.max_age,
+                    only_tags: args.only_tags,
+                    protect_tags: args.protect_tags,
+                    delete_untagged: args.delete_untagged,
+                };
+                let rules = (!given.is_empty()).then_some(given);
+                let repositories = if args.repositories.is_empty() {
+                    settings
+                        .iter()
+                        .filter(|s| s.retention.is_some())
+                        .map(|s| s.name.clone())
+                        .collect()
+                } else {
+                    args.repositories
+                };
+                if repositories.is_empty() {
+                    anyhow::bail!(
+                        "no repository to apply retention to: name one with --repository, or give rules in the policy file"
+                    );
+                }
+                let opts = RetentionOptions {
+                    repositories,
+                    rules,
+                    settings,
+                    grace: args
+                        .grace_seconds
+                        .map(Duration::from_secs)
+                        .unwrap_or(config.gc.grace),
+                    dry_run: args.dry_run,
+                };
+                let report = retention::run(meta.as_ref(), &opts).await?;
+                for t in &report.tags {
+                    println!("{}:{} {}", t.repository, t.tag, t.digest);
+                }
+                let verb = if report.dry_run {
+                    "would delete"
+                } else {
+                    "deleted"
+                };
+                println!(
+                    "retention {verb}: {} tags, {} untagged manifests in {} repositories ({:.3} s)",
+                    report.tags.len(),
+                    report.manifests.len(),
+                    report.repositories,
+                    report.duration.as_secs_f64()
+                );
+                Ok(())
+            })
+        }
+        Command::Usage { store, json } => maintenance(&store, |_, meta, _, settings| async move {
+            let usage = maintenance::usage(meta.as_ref(), &settings).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&usage)?);
+                return Ok(());
+            }
+            println!(
+                "{:<40} {:>15} {:>7} {:>9} {:>7}",
+                "REPOSITORY", "BYTES", "BLOBS", "MANIFESTS", "TAGS"
+            );
+            for r in &usage.repositories {
+                println!(
+                    "{:<40} {:>15} {:>7} {:>9} {:>7}",
+                    r.name, r.bytes, r.blobs, r.manifests, r.tags
+                );
+            }
+            for q in &usage.quotas {
+                println!(
+                    "quota {}: {} of {} bytes",
+                    q.pattern, q.used_bytes, q.limit_bytes
+                );
+            }
+            Ok(())
+        }),
         Command::Serve(args) => {
             let file = match args.config.as_deref().map(FileConfig::load).transpose() {
                 Ok(f) => f.unwrap_or_default(),
@@ -146,6 +349,9 @@ fn main() -> ExitCode {
                 token_service: args.token_service,
                 token_expiry_seconds: args.token_expiry_seconds,
                 public_url: args.public_url,
+                gc_interval_seconds: args.gc_interval_seconds,
+                gc_grace_seconds: args.gc_grace_seconds,
+                gc_keep_untagged: args.gc_keep_untagged,
             });
             init_logging(config.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -163,6 +369,63 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs a maintenance command against the registry's stores: resolves the
+/// config like `serve` does, opens the stores and the policy file's
+/// per-repository settings, logs as text to stderr.
+fn maintenance<F, Fut>(args: &StoreArgs, command: F) -> ExitCode
+where
+    F: FnOnce(Config, Arc<dyn MetaStore>, BlobStore, Vec<RepositorySettings>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let file = match args.config.as_deref().map(FileConfig::load).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = file.resolve(FileConfig {
+        data_dir: args.data_dir.clone(),
+        policy_file: args.policy_file.clone(),
+        ..Default::default()
+    });
+    init_logging(config.log_format);
+    if config.storage == StorageBackend::Memory {
+        eprintln!(
+            "berth: maintenance needs a persistent store (storage: memory is private to its server)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let settings = match &config.auth {
+        Some(auth) => match Policy::load(&auth.policy_file) {
+            Ok(p) => p.repositories,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Vec::new(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let (meta, blobs) = berth_registry::server::open_stores(&config).await?;
+        command(config, meta, blobs, settings).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

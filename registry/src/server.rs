@@ -9,12 +9,13 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::auth::AccessControl;
 use crate::config::{Config, StorageBackend};
+use crate::maintenance::{self, gc::GcOptions};
 use crate::meta::{MetaStore, SqliteMeta, now_ms};
 use crate::storage::BlobStore;
 
-/// Opens the stores the configuration names.
-pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
-    let (meta, blobs): (Arc<dyn MetaStore>, BlobStore) = match config.storage {
+/// Opens the metadata and blob stores the configuration names.
+pub async fn open_stores(config: &Config) -> anyhow::Result<(Arc<dyn MetaStore>, BlobStore)> {
+    Ok(match config.storage {
         StorageBackend::Filesystem => {
             std::fs::create_dir_all(&config.data_dir)?;
             let meta = SqliteMeta::open(&config.data_dir.join("metadata.db")).await?;
@@ -24,7 +25,12 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
             )
         }
         StorageBackend::Memory => (Arc::new(SqliteMeta::memory().await?), BlobStore::memory()),
-    };
+    })
+}
+
+/// Opens the stores and access control the configuration names.
+pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
+    let (meta, blobs) = open_stores(config).await?;
     let access = match &config.auth {
         Some(auth) => {
             let access = AccessControl::open(auth)?;
@@ -47,6 +53,20 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = open_state(&config).await?;
     tokio::spawn(expire_uploads(state.clone(), config.upload_expiry));
+    if let Some(every) = config.gc.interval {
+        let opts = GcOptions {
+            grace: config.gc.grace,
+            delete_untagged: !config.gc.keep_untagged,
+            dry_run: false,
+        };
+        tracing::info!(every_seconds = every.as_secs(), "gc runs inside the server");
+        tokio::spawn(maintenance::gc_every(
+            state.meta.clone(),
+            state.blobs.clone(),
+            every,
+            opts,
+        ));
+    }
     let listener = TcpListener::bind(config.listen).await?;
     crate::metrics::init();
     let metrics = TcpListener::bind(config.metrics_listen).await?;

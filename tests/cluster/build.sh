@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane for the operator's tests, once,
 # cached outside the clone:
-#   ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/kubernetes-<ver>/{kube-apiserver,kube-controller-manager,kubectl}
+#   ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/kubernetes-<ver>/{kube-apiserver,kube-controller-manager,kubectl,kube-scheduler,kubelet,kube-proxy}
 #   ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/etcd-<ver>/etcd
 # Versions: tests/cluster/versions.env. A second run finds the cache and
 # returns at once. On failure it prints the failing step's log.
@@ -64,10 +64,16 @@ gobuild() {
 		nice -n 10 go build -trimpath -ldflags "-s -w" "$@"
 }
 
+# kube-scheduler, kubelet and kube-proxy are for the end-to-end suite (tests/e2e), which
+# runs Pods on a real node; the operator's tests use the first three.
+kube_binaries=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
+
 build_kubernetes() {
-	if [[ -x $kube_dir/kube-apiserver && -x $kube_dir/kube-controller-manager && -x $kube_dir/kubectl ]]; then
-		return
-	fi
+	local b missing=""
+	for b in "${kube_binaries[@]}"; do
+		[[ -x $kube_dir/$b ]] || missing=1
+	done
+	[[ -n $missing ]] || return 0
 	local start=$SECONDS tmp mod
 	tmp="$(mktemp -d "$cache/.build-kubernetes.XXXXXX")"
 	run_logged "download k8s.io/kubernetes@$KUBERNETES_VERSION" \
@@ -83,16 +89,22 @@ build_kubernetes() {
 		"$mod" >"$tmp/src/go.mod"
 	grep -q 'staging/src' "$tmp/src/go.mod" && die "unrewritten staging replace in $tmp/src/go.mod"
 	printf '\nrequire k8s.io/kubernetes %s\n' "$KUBERNETES_VERSION" >>"$tmp/src/go.mod"
-	echo "cluster/build.sh: building Kubernetes $KUBERNETES_VERSION (kube-apiserver, kube-controller-manager, kubectl); cold this takes a while" >&2
+	echo "cluster/build.sh: building Kubernetes $KUBERNETES_VERSION (${kube_binaries[*]}); cold this takes a while" >&2
 	(
 		cd "$tmp/src"
 		run_logged "go build kubernetes" gobuild \
 			-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" \
-			-o "$tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+			-o "$tmp/" "${kube_binaries[@]/#/k8s.io/kubernetes/cmd/}"
 	)
 	"$tmp/kube-apiserver" --version >/dev/null || die "kube-apiserver does not run"
-	rm -rf "$tmp/src" "$kube_dir"
-	mv -T "$tmp" "$kube_dir"
+	# One rename per binary (atomic), so a cache that lacked only the newer
+	# binaries is completed without pulling the others from under a running
+	# cluster.
+	mkdir -p "$kube_dir"
+	for b in "${kube_binaries[@]}"; do
+		mv -f "$tmp/$b" "$kube_dir/$b"
+	done
+	rm -rf "$tmp"
 	echo "cluster/build.sh: built Kubernetes $KUBERNETES_VERSION in $((SECONDS - start))s -> $kube_dir" >&2
 }
 

@@ -11,6 +11,9 @@
 #                            watch it)
 #   tests/cluster/down.sh    stop (by the PIDs recorded here)
 #
+# BERTH_CLUSTER_EXTRA_CONTROLLERS (comma-separated) adds controllers to the
+# controller manager (tests/e2e adds the ones a node with Pods needs).
+#
 # State (certificates, tokens, data, logs, pids, kubeconfig) lives in
 # ${BERTH_CLUSTER_DIR:-<repo>/target/cluster}; each start begins from an
 # empty etcd. Ports are free ones picked at start.
@@ -78,7 +81,18 @@ cert() {
 	ossl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
 		-days 2 -extfile "$ext" -out "$pki/$name.crt"
 }
-cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+# Pods reach the API server only when it listens beyond loopback: with
+# BERTH_CLUSTER_NODE_IP set (tests/e2e), it binds all addresses and
+# advertises that one (the `kubernetes` Service's endpoint).
+bind_address=127.0.0.1
+advertise_address=127.0.0.1
+extra_san=""
+if [[ -n ${BERTH_CLUSTER_NODE_IP:-} ]]; then
+	bind_address=0.0.0.0
+	advertise_address="$BERTH_CLUSTER_NODE_IP"
+	extra_san=",IP:$BERTH_CLUSTER_NODE_IP"
+fi
+cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc$extra_san"
 cert admin "/O=system:masters/CN=berth-test-admin"
 cert controller-manager "/CN=system:kube-controller-manager"
 ossl genrsa -out "$pki/sa.key" 2048
@@ -140,7 +154,7 @@ curl -fsS "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 || fail_with_logs
 
 start kube-apiserver "$kube/kube-apiserver" \
 	--etcd-servers "http://127.0.0.1:$etcd_port" \
-	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+	--bind-address "$bind_address" --advertise-address "$advertise_address" --secure-port "$api_port" \
 	--cert-dir "$dir/pki" \
 	--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
 	--client-ca-file "$pki/ca.crt" \
@@ -148,6 +162,7 @@ start kube-apiserver "$kube/kube-apiserver" \
 	--service-account-issuer https://kubernetes.default.svc \
 	--service-cluster-ip-range 10.0.0.0/24 \
 	--authorization-mode RBAC \
+	--kubelet-preferred-address-types InternalIP,Hostname \
 	--enable-priority-and-fairness=false \
 	--profiling=false
 
@@ -168,7 +183,7 @@ start kube-controller-manager "$kube/kube-controller-manager" \
 	--authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
 	--authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
 	--bind-address 127.0.0.1 --secure-port "$(free_port)" \
-	--controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller,persistentvolumeclaim-protection-controller,disruption-controller \
+	--controllers "garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller,persistentvolumeclaim-protection-controller,disruption-controller${BERTH_CLUSTER_EXTRA_CONTROLLERS:+,$BERTH_CLUSTER_EXTRA_CONTROLLERS}" \
 	--leader-elect=false --use-service-account-credentials=true \
 	--root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
 

@@ -3,7 +3,7 @@
 #   - Debian packages: skopeo, umoci, jq, curl, prometheus, and C build tools
 #     (apt-get, only when missing)
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
-#     suite and the oras CLI, built once and cached outside the clone at
+#     suite, the oras CLI and the Helm CLI, built once and cached outside the clone at
 #     ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/<tool>-<version>/<tool>
 #   - cri-pull (tests/tools/cri-pull, a CRI PullImage client), cached under
 #     a hash of its sources
@@ -16,7 +16,8 @@
 #   tests/tools/install.sh          install (or verify) everything
 #   tests/tools/install.sh --env    same, then print shell `export` lines on
 #                                   stdout (PATH with the tool dirs,
-#                                   BERTH_CONFORMANCE_BIN, BERTH_ORAS_BIN), for
+#                                   BERTH_CONFORMANCE_BIN, BERTH_ORAS_BIN,
+#                                   BERTH_HELM_BIN), for
 #                                   `eval "$(tests/tools/install.sh --env)"`
 #   tests/tools/install.sh --paths  print those export lines without installing
 set -euo pipefail
@@ -28,6 +29,7 @@ source "$here/versions.env"
 cache="${BERTH_TOOL_CACHE:-${HOME:-/root}/.cache/berth-tools}"
 conformance_dir="$cache/conformance-$CONFORMANCE_VERSION"
 oras_dir="$cache/oras-$ORAS_VERSION"
+helm_dir="$cache/helm-$HELM_VERSION"
 cri_pull_src="$here/cri-pull"
 cri_pull_dir="$cache/cri-pull-$(cat "$cri_pull_src"/go.mod "$cri_pull_src"/go.sum "$cri_pull_src"/*.go | sha256sum | cut -c1-16)"
 
@@ -43,9 +45,10 @@ case "${1:-}" in
 esac
 
 print_env() {
-	printf 'export PATH=%q\n' "$oras_dir:$conformance_dir:$cri_pull_dir:$PATH"
+	printf 'export PATH=%q\n' "$oras_dir:$helm_dir:$conformance_dir:$cri_pull_dir:$PATH"
 	printf 'export BERTH_CONFORMANCE_BIN=%q\n' "$conformance_dir/conformance"
 	printf 'export BERTH_ORAS_BIN=%q\n' "$oras_dir/oras"
+	printf 'export BERTH_HELM_BIN=%q\n' "$helm_dir/helm"
 }
 
 if [[ $mode == paths ]]; then
@@ -90,11 +93,13 @@ run_logged() {
 
 # ---------------------------------------------------------------- apt packages
 # skopeo, umoci, podman, buildah, containerd (with runc): real-client tests;
-# jq, curl: scripts; prometheus (prometheus + promtool): the observability
-# test; cmake, build-essential, pkg-config: native build steps of
+# containernetworking-plugins (bridge, host-local, loopback, portmap) and
+# iptables: the e2e node's Pod network and kube-proxy (tests/e2e);
+# prometheus (prometheus + promtool): the observability test;
+# jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc jq curl ca-certificates cmake build-essential pkg-config prometheus)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -171,6 +176,10 @@ install_go_tools() {
 	go_tool conformance "$CONFORMANCE_MODULE@$CONFORMANCE_VERSION" "$conformance_dir"
 	GO_LDFLAGS=""
 	go_tool oras "$ORAS_PACKAGE@$ORAS_VERSION" "$oras_dir" version
+	# Helm reports its version from these variables (set by its Makefile).
+	GO_LDFLAGS="-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+	go_tool helm "$HELM_PACKAGE@$HELM_VERSION" "$helm_dir" version
+	GO_LDFLAGS=""
 	install_cri_pull
 }
 
@@ -204,6 +213,7 @@ main() {
 	done
 	[[ -x "$conformance_dir/conformance" ]] || die "conformance binary missing at $conformance_dir"
 	[[ -x "$oras_dir/oras" ]] || die "oras binary missing at $oras_dir"
+	[[ -x "$helm_dir/helm" ]] || die "helm binary missing at $helm_dir"
 }
 
 main

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::meta::MetaError;
+use crate::publish::PublishError;
 use crate::storage::StorageError;
 
 /// The spec's error codes, plus the few distribution added that clients know.
@@ -125,7 +126,24 @@ impl From<MetaError> for ApiError {
                 Code::ManifestBlobUnknown,
                 format!("manifest {d} referenced by the index is not in this repository"),
             ),
+            e @ (MetaError::QuotaExceeded { .. } | MetaError::TagImmutable { .. }) => {
+                Self::new(Code::Denied, e.to_string())
+            }
+            e @ MetaError::ClaimLost(_) => {
+                Self::new(Code::Unknown, e.to_string()).with_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Meta(e) => e.into(),
+            PublishError::Storage(e) => e.into(),
+            busy @ PublishError::Busy(_) => Self::new(Code::Unknown, busy.to_string())
+                .with_status(StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 }

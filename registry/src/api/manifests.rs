@@ -13,6 +13,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::meta::{NewManifest, Reference};
 use crate::names::is_valid_tag;
+use crate::publish::publish;
 
 /// Contents some clients reference without uploading them: the empty JSON
 /// object (the config of artifacts) and zero bytes (old SIF pushes).
@@ -125,14 +126,36 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
         tags.push(tag.to_string());
     }
 
+    let settings = state.settings(name);
+    for tag in &tags {
+        // Refused early here with a clear message; checked again, atomically,
+        // in the write below.
+        if let Some(pattern) = settings.immutable_pattern(tag)
+            && let Some(current) = state.meta.manifest(name, Reference::Tag(tag)).await?
+            && current.digest != digest.to_string()
+        {
+            return Err(immutable(tag, pattern));
+        }
+    }
     for content in WELL_KNOWN {
         let d = Digest::of(Algorithm::Sha256, content);
         if parsed.blobs.contains(&d) && state.meta.repository_blob(name, &d).await?.is_none() {
-            state
-                .blobs
-                .put_small(&d, Bytes::from_static(content))
-                .await?;
-            state.meta.link_blob(name, &d, content.len() as u64).await?;
+            publish(
+                state.meta.as_ref(),
+                name,
+                &d,
+                content.len() as u64,
+                true,
+                &settings.quotas,
+                || async {
+                    state
+                        .blobs
+                        .put_small(&d, Bytes::from_static(content))
+                        .await?;
+                    Ok(content.len() as u64)
+                },
+            )
+            .await?;
         }
     }
 
@@ -156,6 +179,8 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
                 blobs: &parsed.blobs,
                 manifests: &parsed.manifests,
                 tags: &tags,
+                quotas: &settings.quotas,
+                immutable_tags: &settings.immutable_tags,
             },
         )
         .await?;
@@ -176,13 +201,29 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
 }
 
 pub async fn delete(state: &AppState, name: &str, reference: &str) -> ApiResult {
+    let settings = state.settings(name);
     let deleted = match parse_reference(reference)? {
-        Ref::Tag(tag) => state.meta.delete_tag(name, &tag).await?,
-        Ref::Digest(d) => state.meta.delete_manifest(name, &d).await?,
+        Ref::Tag(tag) => match settings.immutable_pattern(&tag) {
+            Some(pattern) => return Err(immutable(&tag, pattern)),
+            None => state.meta.delete_tag(name, &tag).await?,
+        },
+        Ref::Digest(d) => {
+            state
+                .meta
+                .delete_manifest(name, &d, &settings.immutable_tags)
+                .await?
+        }
     };
     if deleted {
         Ok(StatusCode::ACCEPTED.into_response())
     } else {
         Err(manifest_unknown(name, reference))
     }
+}
+
+fn immutable(tag: &str, pattern: &str) -> ApiError {
+    ApiError::from(crate::meta::MetaError::TagImmutable {
+        tag: tag.to_string(),
+        pattern: pattern.to_string(),
+    })
 }

@@ -27,6 +27,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::auth::AccessControl;
 use crate::meta::MetaStore;
+use crate::settings::Settings;
 use crate::storage::BlobStore;
 use errors::{ApiError, ApiResult, Code};
 use route::Route;
@@ -38,6 +39,17 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// None: access control is off.
     pub access: Option<Arc<AccessControl>>,
+}
+
+impl AppState {
+    /// Quota, immutable tags and retention of a repository, from the policy
+    /// file (none without access control).
+    pub fn settings(&self, repo: &str) -> Settings {
+        self.access
+            .as_ref()
+            .map(|a| a.policy.get().settings(repo))
+            .unwrap_or_default()
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -11,6 +11,7 @@ use super::{AppState, Req, hv};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::meta::{NewPart, Upload};
 use crate::names::is_valid_name;
+use crate::publish::publish;
 
 fn upload_location(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
@@ -161,27 +162,31 @@ async fn commit(state: &AppState, name: &str, upload: &Upload, digest: &Digest) 
         (Algorithm::Sha256, _, Some(s)) => Hasher::sha256_from_state(s).map(Hasher::finish),
         _ => None,
     };
-    let known_size = match &hashed {
-        Some(h) if h == digest => state.meta.blob(digest).await?,
-        _ => None,
-    };
-    let size = match known_size {
-        // Same bytes already stored: no need to publish them again.
-        Some(size) => size,
-        None => match state
-            .blobs
-            .commit_upload(&upload.id, &upload.parts, digest, hashed)
-            .await
-        {
-            Ok(size) => size,
-            Err(e) => {
-                discard(state, &upload.id).await?;
-                return Err(e.into());
-            }
+    if let Some(actual) = hashed.as_ref().filter(|h| *h != digest) {
+        discard(state, &upload.id).await?;
+        return Err(ApiError::new(
+            Code::DigestInvalid,
+            format!("uploaded content has digest {actual}, not {digest}"),
+        ));
+    }
+    let settings = state.settings(name);
+    let published = publish(
+        state.meta.as_ref(),
+        name,
+        digest,
+        upload.size,
+        hashed.is_some(),
+        &settings.quotas,
+        || {
+            state
+                .blobs
+                .commit_upload(&upload.id, &upload.parts, digest, hashed.clone())
         },
-    };
-    state.meta.link_blob(name, digest, size).await?;
+    )
+    .await;
+    // Published or refused, the session is over (the client starts again).
     discard(state, &upload.id).await?;
+    published?;
     Ok(created(name, digest))
 }
 
@@ -199,7 +204,12 @@ pub async fn start(state: &AppState, name: &str, req: Req) -> ApiResult {
             // Automatic mount (spec 1.1): any repository may hold it.
             None => state.meta.blob(&digest).await?.is_some(),
         };
-        if source && state.meta.mount_blob(name, &digest).await? {
+        if source
+            && state
+                .meta
+                .mount_blob(name, &digest, &state.settings(name).quotas)
+                .await?
+        {
             return Ok(created(name, &digest));
         }
         // Not mountable: fall back to a new upload session, as the spec says.
@@ -217,19 +227,38 @@ async fn monolithic(state: &AppState, name: &str, digest: Digest, req: Req) -> A
     let mut hasher = Hasher::new(digest.algorithm());
     let body = req.body.into_data_stream();
     let result = async {
-        state
+        let size = state
             .blobs
             .write_part(&id, "0", body, Some(&mut hasher))
             .await?;
-        state
-            .blobs
-            .commit_upload(&id, &["0".to_string()], &digest, Some(hasher.finish()))
-            .await
+        let hashed = hasher.finish();
+        if hashed != digest {
+            return Err(ApiError::new(
+                Code::DigestInvalid,
+                format!("uploaded content has digest {hashed}, not {digest}"),
+            ));
+        }
+        let settings = state.settings(name);
+        let parts = ["0".to_string()];
+        publish(
+            state.meta.as_ref(),
+            name,
+            &digest,
+            size,
+            true,
+            &settings.quotas,
+            || {
+                state
+                    .blobs
+                    .commit_upload(&id, &parts, &digest, Some(hashed.clone()))
+            },
+        )
+        .await?;
+        Ok(())
     }
     .await;
     state.blobs.delete_upload(&id).await?;
-    let size = result?;
-    state.meta.link_blob(name, &digest, size).await?;
+    result?;
     Ok(created(name, &digest))
 }
 

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{Action, Identity};
+use crate::pattern;
+use crate::settings::{RepositorySettings, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -70,30 +72,9 @@ pub struct Policy {
     pub robots: Vec<Robot>,
     #[serde(default)]
     pub rules: Vec<Rule>,
-    /// Per-repository settings (quota, immutable tags, retention), enforced
-    /// by the maintenance features; kept here as written.
+    /// Per-repository settings: quota, immutable tags, retention.
     #[serde(default)]
-    pub repositories: Vec<serde_yaml::Value>,
-}
-
-/// `*` matches any run of characters, `/` included; everything else is literal.
-fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(i) => rest = &rest[i + middle.len()..],
-            None => return false,
-        }
-    }
-    true
+    pub repositories: Vec<RepositorySettings>,
 }
 
 impl Policy {
@@ -140,6 +121,11 @@ impl Policy {
                 ));
             }
         }
+        for (i, settings) in self.repositories.iter().enumerate() {
+            settings.validate().map_err(|(field, message)| {
+                invalid(format!("repositories[{i}].{field}"), message)
+            })?;
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             for (j, s) in rule.subjects.iter().enumerate() {
                 let ok = matches!(s.as_str(), "anonymous" | "authenticated")
@@ -157,6 +143,11 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// What the `repositories:` entries matching `repo` ask of it.
+    pub fn settings(&self, repo: &str) -> Settings {
+        Settings::for_repository(&self.repositories, repo)
     }
 
     pub fn robot(&self, name: &str) -> Option<&Robot> {
@@ -185,7 +176,7 @@ impl Policy {
             actions.insert(Action::Pull);
         }
         for rule in &self.rules {
-            if rule.repositories.iter().any(|p| pattern_matches(p, repo))
+            if rule.repositories.iter().any(|p| pattern::matches(p, repo))
                 && rule.subjects.iter().any(|s| self.subject_matches(s, who))
             {
                 actions.extend(rule.actions.iter().copied());
@@ -262,16 +253,14 @@ rules:
         assert!(p.permits(&robot, "team-a/app", Action::Push));
         assert!(!p.permits(&robot, "team-a/other", Action::Pull));
         assert_eq!(p.repositories.len(), 1);
-    }
-
-    #[test]
-    fn patterns() {
-        assert!(pattern_matches("**", "a/b/c"));
-        assert!(pattern_matches("a/*", "a/b/c"));
-        assert!(pattern_matches("a/*/c", "a/b/x/c"));
-        assert!(!pattern_matches("a/*/c", "a/c"));
-        assert!(pattern_matches("exact", "exact"));
-        assert!(!pattern_matches("exact", "exactly"));
+        let s = p.settings("team-a/app");
+        assert_eq!(s.quotas[0].limit_bytes, 1 << 30);
+        assert!(s.is_immutable("v1.0"));
+        assert!(!s.is_immutable("latest"));
+        let r = s.retention.expect("retention rules");
+        assert_eq!(r.keep_last, Some(10));
+        assert!(r.delete_untagged);
+        assert!(p.settings("team-a/other").quotas.is_empty());
     }
 
     #[test]

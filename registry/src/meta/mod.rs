@@ -10,6 +10,7 @@ use async_trait::async_trait;
 pub use sqlite::SqliteMeta;
 
 use crate::digest::Digest;
+use crate::settings::Quota;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -21,6 +22,20 @@ pub enum MetaError {
     BlobUnknown(String),
     #[error("manifest {0} is not in the repository")]
     ManifestUnknown(String),
+    #[error(
+        "quota exceeded: repositories matching `{pattern}` may hold {limit} bytes; \
+         they hold {usage} and this would add {adding}"
+    )]
+    QuotaExceeded {
+        pattern: String,
+        limit: u64,
+        usage: u64,
+        adding: u64,
+    },
+    #[error("blob {0} was collected while it was being published; retry the upload")]
+    ClaimLost(String),
+    #[error("tag `{tag}` is immutable (matches `{pattern}`): it cannot be moved or deleted")]
+    TagImmutable { tag: String, pattern: String },
 }
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -55,6 +70,127 @@ pub struct NewManifest<'a> {
     pub manifests: &'a [Digest],
     /// Tags to point at it.
     pub tags: &'a [String],
+    /// Limits the repository's usage must stay under (checked in the write).
+    pub quotas: &'a [Quota],
+    /// Tag patterns that may be created but never moved to another manifest.
+    pub immutable_tags: &'a [String],
+}
+
+/// The outcome of [`MetaStore::claim_blob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The blob was already stored (and the caller verified the bytes):
+    /// it is now linked into the repository; nothing to publish.
+    Linked(u64),
+    /// The caller may publish the bytes, then call `link_blob`.
+    Claimed,
+    /// gc is deleting this digest's bytes right now; retry shortly.
+    Busy,
+}
+
+/// A tag, with when it was last pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagInfo {
+    pub name: String,
+    pub digest: String,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// What one repository's sweep removed (or would remove, on a dry run).
+#[derive(Debug, Clone, Default)]
+pub struct RepoSweep {
+    /// Untagged, unreachable manifests deleted.
+    pub manifests: Vec<String>,
+    /// Blob links no manifest of the repository references.
+    pub links: u64,
+    /// The repository was left empty and removed.
+    pub repository_removed: bool,
+}
+
+/// A blob whose metadata gc removed; its bytes are to be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoomedBlob {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// Everything a gc would remove, computed in one transaction (dry run).
+#[derive(Debug, Clone, Default)]
+pub struct GcPlan {
+    pub repositories: Vec<(String, RepoSweep)>,
+    pub blobs: Vec<DoomedBlob>,
+}
+
+/// How gc decides what is garbage.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepRules {
+    /// Anything created, pushed, uploaded or mounted at or after this
+    /// (Unix ms) is young and kept, with everything it references.
+    pub cutoff_ms: i64,
+    /// Delete manifests that no tag reaches.
+    pub delete_untagged: bool,
+    /// Delete blob links no manifest references.
+    pub sweep_links: bool,
+    /// Publication claims made before this (Unix ms) belong to dead
+    /// publishers; later ones protect their blob.
+    pub claim_cutoff_ms: i64,
+}
+
+/// Storage used by one repository.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RepoUsage {
+    pub name: String,
+    /// Blob bytes (each blob once) plus manifest bytes.
+    pub bytes: u64,
+    pub blobs: u64,
+    pub manifests: u64,
+    pub tags: u64,
+}
+
+/// A finished gc or retention run, as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct MaintenanceRun {
+    pub kind: &'static str,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub dry_run: bool,
+    pub ok: bool,
+    pub deleted_blobs: u64,
+    pub deleted_manifests: u64,
+    pub deleted_tags: u64,
+    pub deleted_bytes: u64,
+    /// JSON: what was deleted, or the error.
+    pub detail: Option<String>,
+}
+
+/// Totals of the recorded (non-dry) runs of one kind, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MaintenanceTotals {
+    /// "gc" or "retention".
+    pub kind: String,
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub deleted_blobs: u64,
+    pub deleted_manifests: u64,
+    pub deleted_tags: u64,
+    pub deleted_bytes: u64,
+    /// Start of the last run, Unix seconds (0: never ran).
+    pub last_run_unix: f64,
+    pub last_duration_seconds: f64,
+}
+
+/// What the metadata holds, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    pub repositories: u64,
+    pub manifests: u64,
+    pub tags: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub uploads_in_progress: u64,
+    /// One entry per kind ("gc", "retention"), zeros before the first run.
+    pub maintenance: Vec<MaintenanceTotals>,
 }
 
 /// One entry of a referrers response.
@@ -104,10 +240,36 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn repository_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>>;
     /// Size of a committed blob, in any repository.
     async fn blob(&self, digest: &Digest) -> Result<Option<u64>>;
-    /// Records a committed blob and lets `repo` serve it (creating the repository).
-    async fn link_blob(&self, repo: &str, digest: &Digest, size: u64) -> Result<()>;
+    /// Before publishing an upload's bytes as `digest`: refuses if the
+    /// quotas would be exceeded; links at once if the blob is stored and the
+    /// caller `verified` the bytes; else records a claim that keeps gc away
+    /// until `link_blob`.
+    async fn claim_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        verified: bool,
+        quotas: &[Quota],
+    ) -> Result<Claim>;
+    /// Ends a claim whose publication failed.
+    async fn release_claim(&self, digest: &Digest) -> Result<()>;
+    /// Records a published blob, lets `repo` serve it (creating the
+    /// repository) and ends the claim. QuotaExceeded leaves the blob
+    /// unlinked, for gc; ClaimLost if gc took the claim for a dead one and
+    /// the bytes may be gone.
+    async fn link_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        quotas: &[Quota],
+    ) -> Result<()>;
     /// Lets `repo` serve a blob already linked elsewhere. False if the blob is unknown.
-    async fn mount_blob(&self, repo: &str, digest: &Digest) -> Result<bool>;
+    async fn mount_blob(&self, repo: &str, digest: &Digest, quotas: &[Quota]) -> Result<bool>;
+    /// Removes the tombstone of `digest` if it is older than `before_ms`
+    /// (its gc died before deleting the bytes). True if there was one.
+    async fn break_stale_tombstone(&self, digest: &Digest, before_ms: i64) -> Result<bool>;
     /// Stops `repo` serving the blob. False if it did not.
     async fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool>;
 
@@ -119,8 +281,14 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Stores a manifest and its tags; fails with BlobUnknown/ManifestUnknown
     /// if a reference is missing.
     async fn put_manifest(&self, repo: &str, manifest: NewManifest<'_>) -> Result<()>;
-    /// Deletes a manifest and every tag pointing at it. False if unknown.
-    async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool>;
+    /// Deletes a manifest and every tag pointing at it. False if unknown;
+    /// TagImmutable if one of its tags matches `immutable_tags`.
+    async fn delete_manifest(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        immutable_tags: &[String],
+    ) -> Result<bool>;
     async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool>;
     /// Tags after `last`, sorted, at most `limit`; None if the repository is unknown.
     async fn list_tags(
@@ -145,6 +313,47 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn delete_upload(&self, id: &str) -> Result<()>;
     /// Sessions not touched since `before_ms` (Unix milliseconds).
     async fn stale_uploads(&self, before_ms: i64) -> Result<Vec<String>>;
+
+    // ---------------------------------------------------------- maintenance
+
+    /// Counts for metrics.
+    async fn stats(&self) -> Result<StoreStats>;
+    /// Usage of every repository, by name.
+    async fn usage(&self) -> Result<Vec<RepoUsage>>;
+    /// Every tag of a repository with its push time (None: no such repository).
+    async fn tag_history(&self, repo: &str) -> Result<Option<Vec<TagInfo>>>;
+    /// One transaction: deletes the tags that still point where they did
+    /// when listed (a tag pushed again meanwhile stays); then, with
+    /// `untagged_cutoff_ms`, the manifests no tag reaches that are older
+    /// than it. A dry run rolls back. Returns the tags and manifests deleted.
+    async fn apply_retention(
+        &self,
+        repo: &str,
+        tags: &[TagInfo],
+        untagged_cutoff_ms: Option<i64>,
+        dry_run: bool,
+    ) -> Result<(Vec<TagInfo>, Vec<String>)>;
+    /// One transaction on one repository: deletes manifests no tag reaches
+    /// (through indexes and referrers; young ones and what they reach are
+    /// kept), then links no manifest references, then the repository if it
+    /// is left empty.
+    async fn sweep_repository(&self, repo: &str, rules: SweepRules) -> Result<RepoSweep>;
+    /// One transaction: removes up to `limit` blobs created before
+    /// `rules.cutoff_ms` that no repository links and no claim made since
+    /// `rules.claim_cutoff_ms` protects, leaving tombstones; also the blobs
+    /// of older claims (dead publishers).
+    async fn tombstone_unlinked_blobs(
+        &self,
+        rules: SweepRules,
+        limit: u32,
+    ) -> Result<Vec<DoomedBlob>>;
+    /// The bytes are gone: publishers may use these digests again.
+    async fn clear_tombstones(&self, digests: &[String]) -> Result<()>;
+    /// Tombstones older than `before_ms` (a gc died while deleting).
+    async fn stale_tombstones(&self, before_ms: i64) -> Result<Vec<String>>;
+    /// Everything a gc would remove, computed in one rolled-back transaction.
+    async fn plan_gc(&self, rules: SweepRules) -> Result<GcPlan>;
+    async fn record_run(&self, run: &MaintenanceRun) -> Result<()>;
 }
 
 /// Now, in Unix milliseconds.

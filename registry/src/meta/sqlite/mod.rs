@@ -1,7 +1,10 @@
 //! The embedded metadata store: SQLite in WAL mode, fully synchronous (a
 //! commit is on disk before the client hears about it). Writes go through a
 //! single connection so they queue in order instead of fighting over locks;
-//! reads use a pool.
+//! reads use a pool. Maintenance queries (gc, retention, usage, quotas) are
+//! in `maintenance.rs`.
+
+mod maintenance;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -12,10 +15,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ManifestRecord, MetaError, MetaStore, NewManifest, NewPart, Reference, Referrer, Result,
+    Claim, DoomedBlob, GcPlan, MaintenanceRun, ManifestRecord, MetaError, MetaStore, NewManifest,
+    NewPart, Reference, Referrer, RepoSweep, RepoUsage, Result, StoreStats, SweepRules, TagInfo,
     Upload, now_ms,
 };
 use crate::digest::Digest;
+use crate::settings::Quota;
+use maintenance::{check_quotas, is_linked, sweep_repo, tombstone_blobs, upsert_link};
 
 pub struct SqliteMeta {
     read: SqlitePool,
@@ -140,50 +146,133 @@ impl MetaStore for SqliteMeta {
         Ok(size.map(|s| s as u64))
     }
 
-    async fn link_blob(&self, repo: &str, digest: &Digest, size: u64) -> Result<()> {
+    async fn claim_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        verified: bool,
+        quotas: &[Quota],
+    ) -> Result<Claim> {
+        let digest = digest.to_string();
         let mut tx = self.begin().await?;
-        let repo_id = ensure_repository(&mut tx, repo).await?;
-        let now = now_ms();
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
-            .bind(digest.to_string())
-            .bind(size as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(digest.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn mount_blob(&self, repo: &str, digest: &Digest) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM blobs WHERE digest = $1")
-            .bind(digest.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if known.is_none() {
-            return Ok(false);
+        let tombstoned: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM blob_tombstones WHERE digest = $1")
+                .bind(&digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if tombstoned.is_some() {
+            return Ok(Claim::Busy);
         }
-        let repo_id = ensure_repository(&mut tx, repo).await?;
+        let repo_id = repository_id(&mut *tx, repo).await?;
+        let linked = match repo_id {
+            Some(id) => is_linked(&mut tx, id, &digest).await?,
+            None => false,
+        };
+        check_quotas(&mut tx, quotas, if linked { 0 } else { size }).await?;
+        if verified {
+            let stored: Option<i64> =
+                sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+                    .bind(&digest)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(stored) = stored {
+                let repo_id = ensure_repository(&mut tx, repo).await?;
+                upsert_link(&mut tx, repo_id, &digest).await?;
+                tx.commit().await?;
+                return Ok(Claim::Linked(stored as u64));
+            }
+        }
         sqlx::query(
-            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO blob_claims (digest, claimed_at) VALUES ($1, $2)
+             ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at",
         )
-        .bind(repo_id)
-        .bind(digest.to_string())
+        .bind(&digest)
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(Claim::Claimed)
+    }
+
+    async fn release_claim(&self, digest: &Digest) -> Result<()> {
+        sqlx::query("DELETE FROM blob_claims WHERE digest = $1")
+            .bind(digest.to_string())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn link_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        quotas: &[Quota],
+    ) -> Result<()> {
+        let digest = digest.to_string();
+        let mut tx = self.begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo).await?;
+        let known: bool = sqlx::query_scalar::<_, i64>("SELECT 1 FROM blobs WHERE digest = $1")
+            .bind(&digest)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+            .bind(&digest)
+            .bind(size as i64)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let claim = sqlx::query("DELETE FROM blob_claims WHERE digest = $1")
+            .bind(&digest)
+            .execute(&mut *tx)
+            .await?;
+        if claim.rows_affected() == 0 && !known {
+            // gc took our claim for a dead publisher's and may have deleted
+            // the bytes. (With a blob row, another publisher of the same
+            // digest linked it first: the bytes are there.)
+            return Err(MetaError::ClaimLost(digest));
+        }
+        let refused = if is_linked(&mut tx, repo_id, &digest).await? {
+            None
+        } else {
+            check_quotas(&mut tx, quotas, size).await.err()
+        };
+        if refused.is_none() {
+            upsert_link(&mut tx, repo_id, &digest).await?;
+        }
+        // Even when refused: the bytes are recorded (unlinked) for gc to find.
+        tx.commit().await?;
+        refused.map_or(Ok(()), Err)
+    }
+
+    async fn mount_blob(&self, repo: &str, digest: &Digest, quotas: &[Quota]) -> Result<bool> {
+        let digest = digest.to_string();
+        let mut tx = self.begin().await?;
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+            .bind(&digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(size) = size else {
+            return Ok(false);
+        };
+        let repo_id = ensure_repository(&mut tx, repo).await?;
+        if !is_linked(&mut tx, repo_id, &digest).await? {
+            check_quotas(&mut tx, quotas, size as u64).await?;
+        }
+        upsert_link(&mut tx, repo_id, &digest).await?;
+        tx.commit().await?;
         Ok(true)
+    }
+
+    async fn break_stale_tombstone(&self, digest: &Digest, before_ms: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM blob_tombstones WHERE digest = $1 AND since < $2")
+            .bind(digest.to_string())
+            .bind(before_ms)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool> {
@@ -256,13 +345,48 @@ impl MetaStore for SqliteMeta {
             }
         }
         let digest = m.digest.to_string();
+        for tag in m.tags {
+            let Some(pattern) = m
+                .immutable_tags
+                .iter()
+                .find(|p| crate::pattern::matches(p, tag))
+            else {
+                continue;
+            };
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2",
+            )
+            .bind(repo_id)
+            .bind(tag)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current.is_some_and(|c| c != digest) {
+                return Err(MetaError::TagImmutable {
+                    tag: tag.clone(),
+                    pattern: pattern.clone(),
+                });
+            }
+        }
+        if !m.quotas.is_empty() {
+            let present: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2",
+            )
+            .bind(repo_id)
+            .bind(&digest)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if present.is_none() {
+                check_quotas(&mut tx, m.quotas, m.content.len() as u64).await?;
+            }
+        }
         let now = now_ms();
-        // Same digest means same bytes: an existing row is already right.
+        // Same digest means same bytes: an existing row is already right,
+        // but it was pushed again now (gc's grace period counts from here).
         sqlx::query(
             "INSERT INTO manifests
                (repository_id, digest, media_type, artifact_type, subject, annotations, content, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (repository_id, digest) DO NOTHING",
+             ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at",
         )
         .bind(repo_id)
         .bind(&digest)
@@ -308,16 +432,44 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
-    async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool> {
+    async fn delete_manifest(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        immutable_tags: &[String],
+    ) -> Result<bool> {
+        let digest = digest.to_string();
+        let mut tx = self.begin().await?;
+        let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
+            return Ok(false);
+        };
+        if !immutable_tags.is_empty() {
+            let tags: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM tags WHERE repository_id = $1 AND manifest_digest = $2",
+            )
+            .bind(repo_id)
+            .bind(&digest)
+            .fetch_all(&mut *tx)
+            .await?;
+            for tag in tags {
+                if let Some(p) = immutable_tags
+                    .iter()
+                    .find(|p| crate::pattern::matches(p, &tag))
+                {
+                    return Err(MetaError::TagImmutable {
+                        tag,
+                        pattern: p.clone(),
+                    });
+                }
+            }
+        }
         // Tags and references go with it (ON DELETE CASCADE).
-        let done = sqlx::query(
-            "DELETE FROM manifests WHERE digest = $2
-             AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
-        )
-        .bind(repo)
-        .bind(digest.to_string())
-        .execute(&self.write)
-        .await?;
+        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(&digest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -464,5 +616,161 @@ impl MetaStore for SqliteMeta {
                 .fetch_all(&self.read)
                 .await?,
         )
+    }
+    async fn stats(&self) -> Result<StoreStats> {
+        maintenance::stats(&self.read).await
+    }
+
+    async fn usage(&self) -> Result<Vec<RepoUsage>> {
+        maintenance::usage(&self.read).await
+    }
+
+    async fn tag_history(&self, repo: &str) -> Result<Option<Vec<TagInfo>>> {
+        let Some(repo_id) = repository_id(&self.read, repo).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT name, manifest_digest, updated_at FROM tags WHERE repository_id = $1
+             ORDER BY updated_at DESC, name",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| TagInfo {
+                    name: r.get(0),
+                    digest: r.get(1),
+                    updated_at: r.get(2),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn apply_retention(
+        &self,
+        repo: &str,
+        tags: &[TagInfo],
+        untagged_cutoff_ms: Option<i64>,
+        dry_run: bool,
+    ) -> Result<(Vec<TagInfo>, Vec<String>)> {
+        let mut tx = self.begin().await?;
+        let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut deleted = Vec::new();
+        for tag in tags {
+            let done = sqlx::query(
+                "DELETE FROM tags WHERE repository_id = $1 AND name = $2
+                 AND manifest_digest = $3 AND updated_at = $4",
+            )
+            .bind(repo_id)
+            .bind(&tag.name)
+            .bind(&tag.digest)
+            .bind(tag.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                deleted.push(tag.clone());
+            }
+        }
+        let manifests = match untagged_cutoff_ms {
+            Some(cutoff_ms) => {
+                let rules = SweepRules {
+                    cutoff_ms,
+                    delete_untagged: true,
+                    sweep_links: false,
+                    claim_cutoff_ms: cutoff_ms,
+                };
+                sweep_repo(&mut tx, repo_id, rules).await?.manifests
+            }
+            None => Vec::new(),
+        };
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok((deleted, manifests))
+    }
+
+    async fn sweep_repository(&self, repo: &str, rules: SweepRules) -> Result<RepoSweep> {
+        let mut tx = self.begin().await?;
+        let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
+            return Ok(RepoSweep::default());
+        };
+        let sweep = sweep_repo(&mut tx, repo_id, rules).await?;
+        tx.commit().await?;
+        Ok(sweep)
+    }
+
+    async fn tombstone_unlinked_blobs(
+        &self,
+        rules: SweepRules,
+        limit: u32,
+    ) -> Result<Vec<DoomedBlob>> {
+        let mut tx = self.begin().await?;
+        let doomed = tombstone_blobs(&mut tx, rules, Some(limit)).await?;
+        tx.commit().await?;
+        Ok(doomed)
+    }
+
+    async fn clear_tombstones(&self, digests: &[String]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for d in digests {
+            sqlx::query("DELETE FROM blob_tombstones WHERE digest = $1")
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stale_tombstones(&self, before_ms: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT digest FROM blob_tombstones WHERE since < $1")
+                .bind(before_ms)
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
+    async fn plan_gc(&self, rules: SweepRules) -> Result<GcPlan> {
+        let mut tx = self.begin().await?;
+        let repos: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM repositories ORDER BY name")
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut plan = GcPlan::default();
+        for (id, name) in repos {
+            let sweep = sweep_repo(&mut tx, id, rules).await?;
+            plan.repositories.push((name, sweep));
+        }
+        plan.blobs = tombstone_blobs(&mut tx, rules, None).await?;
+        // A plan only: nothing changes.
+        tx.rollback().await?;
+        Ok(plan)
+    }
+
+    async fn record_run(&self, run: &MaintenanceRun) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO maintenance_runs (kind, started_at, finished_at, dry_run, ok,
+               deleted_blobs, deleted_manifests, deleted_tags, deleted_bytes, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(run.kind)
+        .bind(run.started_ms)
+        .bind(run.finished_ms)
+        .bind(run.dry_run)
+        .bind(run.ok)
+        .bind(run.deleted_blobs as i64)
+        .bind(run.deleted_manifests as i64)
+        .bind(run.deleted_tags as i64)
+        .bind(run.deleted_bytes as i64)
+        .bind(&run.detail)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 }

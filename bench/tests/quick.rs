@@ -1,0 +1,141 @@
+//! Correctness of berth-bench itself (no timings asserted): every workload in
+//! quick mode against a real `berth`, with zero errors and verified digests.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// The `berth` binary of the same build (CI builds it before the tests);
+/// built here when missing, e.g. under `cargo test -p berth-bench`.
+fn berth_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .parent()
+        .expect("binary dir")
+        .to_path_buf();
+    let bin = dir.join("berth");
+    if !bin.exists() {
+        let profile_release = dir.ends_with("release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-q", "-p", "berth-registry", "--bin", "berth"]);
+        if profile_release {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build");
+        assert!(st.success(), "building berth failed");
+    }
+    bin
+}
+
+struct Berth {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Berth {
+    fn start() -> Berth {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(berth_bin())
+            .arg("serve")
+            .args(["--listen", &addr])
+            .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("BERTH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn berth");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "berth did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Berth {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn quick_run_against_berth_has_no_errors() {
+    let berth = Berth::start();
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let json = out_dir.path().join("run.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .args(["run", "--quick", "--no-progress", "--server", "berth"])
+        .args(["--base", &format!("http://{}", berth.addr)])
+        .args(["--pid", &berth.child.id().to_string()])
+        .args([
+            "--large-mib",
+            "16",
+            "--hot-secs",
+            "1",
+            "--list-count",
+            "120",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run berth-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "berth-bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    let results = v["results"].as_array().expect("results array");
+    let names: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["workload"].as_str())
+        .collect();
+    for w in [
+        "large-push",
+        "large-pull",
+        "large-pull-raw",
+        "small-push",
+        "small-pull",
+        "hot-get",
+        "hot-head",
+        "catalog-full",
+        "tags-full",
+        "chunked-upload",
+    ] {
+        assert!(names.contains(&w), "workload {w} missing from {names:?}");
+    }
+    for r in results {
+        assert_eq!(r["errors"], 0, "errors in {r}");
+        assert!(r["ops"].as_u64().unwrap_or(0) > 0, "no operations in {r}");
+        // The server was probed: CPU and peak RSS are recorded.
+        assert!(
+            r["server_peak_rss_kib"].as_u64().unwrap_or(0) > 0,
+            "no RSS in {r}"
+        );
+    }
+    // The verified pull read the whole blob (a digest mismatch is an error).
+    let pull = results
+        .iter()
+        .find(|r| r["workload"] == "large-pull")
+        .expect("large-pull");
+    assert_eq!(pull["bytes"], 16u64 << 20);
+}

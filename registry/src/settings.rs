@@ -1,0 +1,175 @@
+//! Per-repository settings from the policy file's `repositories:` list, as
+//! berth-operator renders them from `Repository` objects: a byte quota,
+//! immutable tag patterns and retention rules. An entry's `name` is a
+//! repository name or a pattern (`team/*`); a quota on a pattern limits all
+//! matching repositories together.
+//!
+//! ```yaml
+//! repositories:
+//!   - name: team-a/*
+//!     quota_bytes: 21474836480
+//!     immutable_tags: ["v*"]
+//!     retention: {keep_last: 10, max_age: 30d, protect_tags: [latest], delete_untagged: true}
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::pattern;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositorySettings {
+    /// Repository name or pattern.
+    pub name: String,
+    /// The `namespace/name` of the Repository object it came from.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    #[serde(default)]
+    pub immutable_tags: Vec<String>,
+    #[serde(default)]
+    pub retention: Option<RetentionRules>,
+}
+
+/// Which tags `berth retention` deletes. A tag is deleted when it is a
+/// candidate (matches `only_tags` if given, no `protect_tags`, not
+/// immutable) and every rule that is set agrees: it is not among the
+/// `keep_last` newest candidates, and it was pushed more than `max_age` ago.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRules {
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    /// `30d`, `720h`, `2w`, … (see [`parse_duration`]).
+    #[serde(default)]
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub only_tags: Vec<String>,
+    #[serde(default)]
+    pub protect_tags: Vec<String>,
+    /// Also delete manifests no tag reaches (after the tag deletions).
+    #[serde(default)]
+    pub delete_untagged: bool,
+}
+
+impl RetentionRules {
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age.as_deref().and_then(|a| parse_duration(a).ok())
+    }
+
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.keep_last.is_none() && self.max_age.is_none() && !self.delete_untagged
+    }
+}
+
+/// A byte limit on the repositories matching `pattern`, together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub pattern: String,
+    pub limit_bytes: u64,
+}
+
+/// What applies to one repository.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub quotas: Vec<Quota>,
+    pub immutable_tags: Vec<String>,
+    /// The first matching entry's rules.
+    pub retention: Option<RetentionRules>,
+}
+
+impl Settings {
+    pub fn for_repository(entries: &[RepositorySettings], repo: &str) -> Self {
+        let mut s = Settings::default();
+        for e in entries.iter().filter(|e| pattern::matches(&e.name, repo)) {
+            if let Some(limit) = e.quota_bytes {
+                s.quotas.push(Quota {
+                    pattern: e.name.clone(),
+                    limit_bytes: limit,
+                });
+            }
+            s.immutable_tags.extend(e.immutable_tags.iter().cloned());
+            if s.retention.is_none() {
+                s.retention = e.retention.clone();
+            }
+        }
+        s
+    }
+
+    /// The immutable-tag pattern `tag` matches, if any.
+    pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {
+        self.immutable_tags
+            .iter()
+            .find(|p| pattern::matches(p, tag))
+            .map(String::as_str)
+    }
+
+    pub fn is_immutable(&self, tag: &str) -> bool {
+        self.immutable_pattern(tag).is_some()
+    }
+}
+
+impl RepositorySettings {
+    /// Checks what serde cannot; on error, the field and the message.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.name.is_empty() {
+            return Err(("name".into(), "must not be empty".into()));
+        }
+        if let Some(age) = self.retention.as_ref().and_then(|r| r.max_age.as_deref()) {
+            parse_duration(age).map_err(|e| ("retention.max_age".into(), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `<number><unit>` with unit s, m, h, d or w (the operator's CRD grammar),
+/// or anything `humantime` reads (`1h 30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 30s, 15m, 12h, 30d or 2w: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86400)
+        );
+        assert_eq!(
+            parse_duration("720h").unwrap(),
+            Duration::from_secs(720 * 3600)
+        );
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn settings_merge_by_pattern() {
+        let entries: Vec<RepositorySettings> = serde_yaml::from_str(
+            "- name: team/*\n  quota_bytes: 100\n  immutable_tags: [v*]\n\
+             - name: team/app\n  quota_bytes: 10\n  retention: {keep_last: 3}\n",
+        )
+        .unwrap();
+        let s = Settings::for_repository(&entries, "team/app");
+        assert_eq!(s.quotas.len(), 2);
+        assert_eq!(s.immutable_pattern("v1"), Some("v*"));
+        assert_eq!(s.retention.unwrap().keep_last, Some(3));
+        let other = Settings::for_repository(&entries, "other/app");
+        assert!(other.quotas.is_empty() && other.retention.is_none());
+        assert!(
+            serde_yaml::from_str::<Vec<RepositorySettings>>("- name: a\n  quota: 1\n").is_err()
+        );
+    }
+}

@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# The cluster back end of tests/e2e/run.sh in a kind cluster (sourced; used
+# by .github/workflows/e2e.yml, needs docker and kind). Same functions as
+# local.sh. Not runnable on the machine this was written on (no Docker).
+
+kind_name="${E2E_KIND_NAME:-berth-e2e}"
+kind_node="$kind_name-control-plane"
+
+cluster_up() {
+	command -v kind >/dev/null || {
+		echo "e2e/kind.sh: kind is not installed" >&2
+		return 1
+	}
+	# containerd of the node reads per-registry hosts.toml files (see
+	# allow_plain_http).
+	cat >"$E2E_DIR/kind.yaml" <<'EOF'
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+containerdConfigPatches:
+- |-
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/etc/containerd/certs.d"
+EOF
+	kind create cluster --name "$kind_name" --config "$E2E_DIR/kind.yaml" --wait 120s
+	kind get kubeconfig --name "$kind_name" >"$E2E_DIR/kubeconfig"
+	export KUBECONFIG="$E2E_DIR/kubeconfig"
+	export BERTH_KUBECTL="${BERTH_KUBECTL:-kubectl}"
+}
+
+cluster_down() {
+	kind delete cluster --name "$kind_name"
+}
+
+cluster_logs() {
+	kind export logs "$E2E_DIR/kind-logs" --name "$kind_name" >/dev/null 2>&1 || true
+	echo "kind logs in $E2E_DIR/kind-logs" >&2
+}
+
+load_image() {
+	kind load image-archive "$1" --name "$kind_name"
+}
+
+allow_plain_http() {
+	docker exec "$kind_node" sh -c "mkdir -p /etc/containerd/certs.d/$1 && printf 'server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n' $1 $1 >/etc/containerd/certs.d/$1/hosts.toml"
+}
+
+# kind's local-path provisioner serves the claim.
+prepare_storage() { :; }
+
+# registry_address CLUSTER_IP:PORT: sets E2E_REGISTRY_ADDR, where the
+# runner reaches the registry Service. The runner is outside the cluster
+# network: a port-forward (stopped by run.sh through E2E_BG_PIDS).
+registry_address() {
+	local port
+	port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+	k port-forward -n "$E2E_REGISTRY_NS" "svc/$E2E_REGISTRY_SVC" "$port:${1##*:}" >"$E2E_DIR/port-forward.log" 2>&1 &
+	E2E_BG_PIDS+=("$!")
+	E2E_REGISTRY_ADDR="127.0.0.1:$port"
+	wait_for "port-forward to svc/$E2E_REGISTRY_SVC answering on $E2E_REGISTRY_ADDR" 30 \
+		curl -sS -o /dev/null --max-time 2 "http://$E2E_REGISTRY_ADDR/v2/"
+}

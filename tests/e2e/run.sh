@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# End to end, on a real cluster: `helm install` of charts/berth runs the
+# operator as a Pod (the berth image of images/build.sh); a Registry's
+# Deployment runs that image as a Pod; a Repository grants the
+# ServiceAccount team-a/default pull (and push) access; skopeo pushes an
+# image with the Repository's robot credential; a Pod in team-a with no pull
+# secret in its spec runs that image, pulled by the kubelet through the pull
+# Secret the operator made; wrong credentials and a deleted Repository make
+# pulls fail with an auth error (the registry's metric counts the failures);
+# deleting the Registry and `helm uninstall` clean up.
+#
+#   tests/e2e/run.sh          on this machine (root): tests/cluster/ control
+#                             plane + tests/e2e/node-up.sh (containerd,
+#                             kubelet, kube-scheduler, kube-proxy)
+#   tests/e2e/run.sh kind     in a kind cluster (docker + kind; CI workflow
+#                             .github/workflows/e2e.yml)
+#
+# The two differ only in cluster start-up, image loading and how this host
+# reaches the registry (local.sh, kind.sh); every step below is shared. Each
+# step prints its duration; the cluster and port-forwards are stopped by PID
+# at the end, also on failure. Builds the debug binaries (cargo, warm in
+# CI), helm comes from tests/tools/install.sh. Work files: target/e2e/.
+set -euo pipefail
+E2E_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+backend="${1:-local}"
+case "$backend" in
+local | kind) ;;
+*)
+	echo "usage: tests/e2e/run.sh [local|kind]" >&2
+	exit 2
+	;;
+esac
+E2E_DIR="${E2E_DIR:-$E2E_REPO/target/e2e}"
+E2E_PAUSE_IMAGE="${E2E_PAUSE_IMAGE:-registry.k8s.io/pause:3.10}"
+export E2E_REPO E2E_DIR E2E_PAUSE_IMAGE
+E2E_BG_PIDS=()
+E2E_REGISTRY_NS=berth-e2e
+E2E_REGISTRY_SVC=e2e
+team_ns=team-a
+repo_name=team-a/hello
+token="$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+berth_image="berth.local/berth:e2e-$token"
+
+k() { "$BERTH_KUBECTL" "$@"; }
+log() { echo "e2e: $*" >&2; }
+
+# wait_for WHAT SECONDS CMD...: runs CMD until it succeeds; on timeout says
+# what it waited for and shows CMD's last output.
+wait_for() {
+	local what="$1" secs="$2" start=$SECONDS out
+	shift 2
+	out="$(mktemp)"
+	until "$@" >"$out" 2>&1; do
+		if ((SECONDS - start >= secs)); then
+			log "timed out after ${secs}s waiting for $what; last try: $*"
+			sed 's/^/    /' "$out" >&2
+			rm -f "$out"
+			return 1
+		fi
+		sleep 1
+	done
+	rm -f "$out"
+}
+
+# jp KIND NAME NS JSONPATH: one field of an object ("" when absent).
+jp() { k get "$1" "$2" -n "$3" -o "jsonpath=$4" 2>/dev/null; }
+# is CMD... EXPECTED: CMD's output equals EXPECTED (echoes it otherwise).
+is() {
+	local want="${*: -1}" got
+	got="$("${@:1:$#-1}")" || true
+	[[ $got == "$want" ]] || {
+		echo "got '$got', want '$want'"
+		return 1
+	}
+}
+gone() { ! k get "$@" >/dev/null 2>&1; }
+
+declare -a step_lines=()
+cluster_started=""
+current_step=""
+step() {
+	current_step="$1"
+	shift
+	local start=$SECONDS
+	echo "=== e2e: $current_step" >&2
+	"$@"
+	step_lines+=("$(printf '  %-58s %4ss' "$current_step" "$((SECONDS - start))")")
+	echo "--- e2e: $current_step: ok ($((SECONDS - start))s)" >&2
+	current_step=""
+}
+
+finish() {
+	local rc=$?
+	set +e
+	if [[ -n $current_step ]]; then
+		log "FAILED in step: $current_step (exit $rc)"
+		if [[ -n ${KUBECONFIG:-} ]]; then
+			k get nodes,deploy,pods,pvc,pv,svc -A -o wide >&2 2>/dev/null
+			k get registries,repositories -A >&2 2>/dev/null
+			k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 25 >&2
+		fi
+		if [[ -n ${KUBECONFIG:-} ]]; then
+			echo "----- operator log (last 30 lines)" >&2
+			k logs -n berth-system -l app.kubernetes.io/component=operator --tail 30 >&2 2>/dev/null
+			echo "----- registry log (last 30 lines)" >&2
+			k logs -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry --tail 30 >&2 2>/dev/null
+		fi
+		[[ -n $cluster_started ]] && cluster_logs
+		((rc == 0)) && rc=1
+	fi
+	local p
+	for p in "${E2E_BG_PIDS[@]}"; do
+		stop_pid "$p" "background process"
+	done
+	local start=$SECONDS
+	if [[ ${E2E_KEEP:-0} == 1 ]]; then
+		log "E2E_KEEP=1: cluster left running; stop it with tests/e2e/cluster-down.sh"
+	else
+		[[ -n $cluster_started ]] && cluster_down
+	fi
+	step_lines+=("$(printf '  %-58s %4ss' "cluster down" "$((SECONDS - start))")")
+	echo "=== e2e summary ($backend)" >&2
+	printf '%s\n' "${step_lines[@]}" >&2
+	if ((rc == 0)); then echo "e2e: PASSED" >&2; else echo "e2e: FAILED" >&2; fi
+	exit "$rc"
+}
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	log "$2 ($1) ignored SIGTERM for 10 s; SIGKILL"
+	kill -KILL "$1" 2>/dev/null || true
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# shellcheck source=local.sh
+source "$E2E_REPO/tests/e2e/$backend.sh"
+
+# ------------------------------------------------------------------ steps
+build() {
+	rm -rf "$E2E_DIR"
+	mkdir -p "$E2E_DIR"
+	# The berth image (berth + berth-operator) of images/build.sh, from the
+	# debug binaries the other stages build anyway.
+	"$E2E_REPO/images/build.sh" --profile debug --out "$E2E_DIR/images/berth-oci" --tag e2e >/dev/null
+	skopeo copy --quiet "oci:$E2E_DIR/images/berth-oci:e2e" "docker-archive:$E2E_DIR/images/berth.tar:$berth_image"
+	"$E2E_REPO/tests/e2e/images.sh" hello "$E2E_DIR/images" "$repo_name:v1" "$token"
+	if [[ -z ${BERTH_HELM_BIN:-} ]]; then
+		eval "$("$E2E_REPO/tests/tools/install.sh" --paths)"
+	fi
+	[[ -x ${BERTH_HELM_BIN:-} ]] || {
+		log "no helm at '${BERTH_HELM_BIN:-}' (tests/tools/install.sh builds it)"
+		return 1
+	}
+	log "berth image $berth_image ($(du -h "$E2E_DIR/images/berth.tar" | cut -f1)); helm $("$BERTH_HELM_BIN" version --short)"
+}
+
+up() {
+	cluster_started=1
+	cluster_up
+	load_image "$E2E_DIR/images/berth.tar"
+}
+
+# The chart (CRDs, RBAC, the operator's Deployment with the berth image).
+helm_install() {
+	"$BERTH_HELM_BIN" install berth "$E2E_REPO/charts/berth" --namespace berth-system --create-namespace \
+		--set image.repository="${berth_image%:*}" --set image.tag="${berth_image##*:}" \
+		--set operator.leaderElection.enabled=false --set grafanaDashboards.enabled=false \
+		--timeout 120s >"$E2E_DIR/helm-install.txt"
+	wait_for "operator Deployment berth-system/berth-operator available (its Pod running the berth image)" 180 \
+		k rollout status deployment/berth-operator -n berth-system --timeout 5s
+	wait_for "CRDs registries.berth.dev and repositories.berth.dev Established" 60 \
+		k wait --for condition=Established --timeout 5s crd/registries.berth.dev crd/repositories.berth.dev
+	log "operator $(k get pods -n berth-system -l app.kubernetes.io/component=operator -o jsonpath='{.items[0].metadata.name} {.items[0].status.phase} on {.items[0].spec.nodeName}')"
+}
+
+registry_ready() {
+	k create namespace "$E2E_REGISTRY_NS" >/dev/null
+	prepare_storage "$E2E_REGISTRY_NS"
+	k apply -f - >/dev/null <<EOF
+apiVersion: berth.dev/v1alpha1
+kind: Registry
+metadata: {name: e2e, namespace: $E2E_REGISTRY_NS}
+spec:
+  image: $berth_image
+  storage: {volume: {size: 1Gi}}
+EOF
+	wait_for "Registry $E2E_REGISTRY_NS/e2e Ready=True with readyReplicas 1 (its Deployment's Pod running the berth image)" 180 \
+		is jp registry e2e "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}/{.status.readyReplicas}' "True/1"
+	endpoint="$(jp registry e2e "$E2E_REGISTRY_NS" '{.status.endpoint}')"
+	local pod
+	pod="$(k get pods -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry -o name | head -n1)"
+	log "Registry Ready; endpoint $endpoint; $pod on node $(k get -n "$E2E_REGISTRY_NS" "$pod" -o jsonpath='{.spec.nodeName} image {.spec.containers[0].image} IP {.status.podIP}')"
+	[[ -n $endpoint ]] || {
+		log "Registry has no status.endpoint"
+		return 1
+	}
+	allow_plain_http "$endpoint"
+	registry_address "$endpoint"
+	log "this host reaches the registry at $E2E_REGISTRY_ADDR"
+}
+
+repository() {
+	k create namespace "$team_ns" >/dev/null
+	wait_for "ServiceAccount $team_ns/default" 60 k get serviceaccount default -n "$team_ns"
+	k apply -f - >/dev/null <<EOF
+apiVersion: berth.dev/v1alpha1
+kind: Repository
+metadata: {name: hello, namespace: $E2E_REGISTRY_NS}
+spec:
+  registry: e2e
+  name: $repo_name
+  access:
+  - serviceAccounts: [{namespace: $team_ns, name: default}]
+    actions: [pull, push]
+EOF
+	pull_secret="berth-pull-$E2E_REGISTRY_NS-hello"
+	wait_for "Repository $E2E_REGISTRY_NS/hello Ready=True" 60 \
+		is jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}' True
+	wait_for "pull Secret $team_ns/$pull_secret" 30 k get secret "$pull_secret" -n "$team_ns"
+	wait_for "ServiceAccount $team_ns/default listing imagePullSecret $pull_secret" 30 \
+		is jp serviceaccount default "$team_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" "$pull_secret"
+	local cfg
+	cfg="$(jp secret "$pull_secret" "$team_ns" '{.data.\.dockerconfigjson}' | base64 -d)"
+	jq -e --arg e "$endpoint" '.auths[$e].auth' <<<"$cfg" >/dev/null || {
+		log "pull Secret has no auth for $endpoint: $(jq -c '.auths | keys' <<<"$cfg")"
+		return 1
+	}
+	robot_user="$(jp secret hello-robot "$E2E_REGISTRY_NS" '{.data.username}' | base64 -d)"
+	robot_pass="$(jp secret hello-robot "$E2E_REGISTRY_NS" '{.data.password}' | base64 -d)"
+	[[ -n $robot_user && -n $robot_pass ]] || {
+		log "robot Secret $E2E_REGISTRY_NS/hello-robot has no username/password"
+		return 1
+	}
+	log "pull Secret $team_ns/$pull_secret for $endpoint; robot $robot_user"
+}
+
+push() {
+	# The registry Pod becomes Ready before the operator has rendered the
+	# robot into its policy file (a ConfigMap the kubelet syncs into the
+	# Pod); retry until the push is accepted.
+	wait_for "skopeo push of $repo_name:v1 to $E2E_REGISTRY_ADDR with the robot credential" 120 \
+		skopeo copy --quiet --dest-tls-verify=false --dest-creds "$robot_user:$robot_pass" \
+		"oci:$E2E_DIR/images/oci:hello" "docker://$E2E_REGISTRY_ADDR/$repo_name:v1"
+	# Anonymous pulls are refused (private repository).
+	if skopeo inspect --raw --no-creds --tls-verify=false "docker://$E2E_REGISTRY_ADDR/$repo_name:v1" >/dev/null 2>&1; then
+		log "anonymous pull of $repo_name:v1 was allowed"
+		return 1
+	fi
+	log "pushed $E2E_REGISTRY_ADDR/$repo_name:v1 (token $token); anonymous pull refused"
+}
+
+# pod NAME IMAGE PULL_POLICY [PULL_SECRET]
+pod() {
+	local secrets=""
+	[[ -n ${4:-} ]] && secrets="imagePullSecrets: [{name: $4}]"
+	k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: $team_ns}
+spec:
+  terminationGracePeriodSeconds: 5
+  $secrets
+  containers:
+  - {name: app, image: "$2", imagePullPolicy: $3}
+EOF
+}
+
+pod_runs() {
+	local image="$endpoint/$repo_name:v1"
+	pod hello "$image" IfNotPresent
+	local secrets
+	secrets="$(jp pod hello "$team_ns" '{.spec.imagePullSecrets[*].name}')"
+	[[ " $secrets " == *" $pull_secret "* ]] || {
+		log "Pod $team_ns/hello did not get imagePullSecret $pull_secret from its ServiceAccount (has '$secrets')"
+		return 1
+	}
+	wait_for "Pod $team_ns/hello Running (image $image pulled by the kubelet)" 120 \
+		is jp pod hello "$team_ns" '{.status.phase}' Running
+	wait_for "log of Pod $team_ns/hello to say 'berth-e2e $token'" 30 \
+		sh -c "'$BERTH_KUBECTL' logs -n '$team_ns' hello | grep -Fx 'berth-e2e $token'"
+	log "Pod $team_ns/hello runs $(jp pod hello "$team_ns" '{.status.containerStatuses[0].imageID}') and logged 'berth-e2e $token'"
+}
+
+# metric NAME_AND_LABELS: its value from the registry Pod's /metrics (the
+# registry serves them on 127.0.0.1:5001 inside the Pod: a port-forward).
+metric() {
+	local pod port pf v
+	pod="$(k get pods -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/instance=e2e,app.kubernetes.io/component=registry -o name | head -n1)"
+	port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+	k port-forward -n "$E2E_REGISTRY_NS" "$pod" "$port:5001" >"$E2E_DIR/metrics-port-forward.log" 2>&1 &
+	pf=$!
+	if ! wait_for "port-forward to $pod:5001 (metrics)" 30 curl -fsS -o "$E2E_DIR/metrics.txt" "http://127.0.0.1:$port/metrics"; then
+		stop_pid "$pf" port-forward
+		return 1
+	fi
+	stop_pid "$pf" port-forward
+	v="$(awk -v m="$1" '$1==m {print $2}' "$E2E_DIR/metrics.txt")"
+	echo "${v:-0}"
+}
+
+wrong_credentials() {
+	# containerd follows the registry's Bearer challenge: the wrong password
+	# is refused at the token endpoint.
+	auth_failures_before="$(metric 'berth_auth_failures_total{endpoint="token"}')"
+	k create secret docker-registry wrong-credentials -n "$team_ns" --docker-server "$endpoint" \
+		--docker-username "$robot_user" --docker-password "not-the-password" >/dev/null
+	pod hello-wrong "$endpoint/$repo_name:v1" Always wrong-credentials
+	pull_fails hello-wrong
+	local after
+	after="$(metric 'berth_auth_failures_total{endpoint="token"}')"
+	((after > auth_failures_before)) || {
+		log "berth_auth_failures_total{endpoint=\"token\"} did not grow: $auth_failures_before -> $after"
+		return 1
+	}
+	log "registry metric berth_auth_failures_total{endpoint=\"token\"}: $auth_failures_before -> $after"
+}
+
+# pull_fails POD: its container waits in ErrImagePull/ImagePullBackOff and
+# an event of the Pod carries the registry's auth error.
+pull_fails() {
+	wait_for "Pod $team_ns/$1 waiting with ErrImagePull or ImagePullBackOff" 90 \
+		sh -c "'$BERTH_KUBECTL' get pod -n '$team_ns' '$1' -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}' | grep -E '^(ErrImagePull|ImagePullBackOff)$'"
+	wait_for "an event of Pod $team_ns/$1 with an auth error (401/unauthorized)" 30 \
+		sh -c "'$BERTH_KUBECTL' get events -n '$team_ns' --field-selector involvedObject.name='$1' -o jsonpath='{.items[*].message}' | grep -Ei '401|unauthorized|authoriz'"
+	log "Pod $team_ns/$1: $(k get events -n "$team_ns" --field-selector involvedObject.name="$1",reason=Failed -o jsonpath='{.items[0].message}' | head -c 400)"
+}
+
+repository_deleted() {
+	k delete repository hello -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
+	wait_for "pull Secret $team_ns/$pull_secret deleted" 30 gone secret "$pull_secret" -n "$team_ns"
+	wait_for "robot Secret $E2E_REGISTRY_NS/hello-robot deleted" 30 gone secret hello-robot -n "$E2E_REGISTRY_NS"
+	wait_for "ServiceAccount $team_ns/default without imagePullSecret $pull_secret" 30 \
+		is jp serviceaccount default "$team_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" ""
+	pod hello-after "$endpoint/$repo_name:v1" Always
+	pull_fails hello-after
+}
+
+cleanup() {
+	k delete pods --all -n "$team_ns" --wait=true --timeout 60s >/dev/null
+	k delete registry e2e -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
+	local what
+	for what in deployment/e2e service/e2e configmap/e2e-config secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc; do
+		wait_for "$what deleted with its Registry" 60 gone "$what" -n "$E2E_REGISTRY_NS"
+	done
+	wait_for "registry Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
+	"$BERTH_HELM_BIN" uninstall berth --namespace berth-system --timeout 120s
+	wait_for "operator Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n berth-system -o name" ""
+	for what in clusterrole/berth-operator clusterrolebinding/berth-operator; do
+		wait_for "$what deleted by helm uninstall" 30 gone "$what"
+	done
+	k delete namespace "$team_ns" "$E2E_REGISTRY_NS" berth-system --wait=true --timeout 90s >/dev/null
+}
+
+step "build images (berth via images/build.sh, test image)" build
+step "cluster up ($backend)" up
+step "helm install charts/berth (operator as a Pod)" helm_install
+step "Registry Ready (berth Pod running)" registry_ready
+step "Repository: pull Secret for $team_ns/default" repository
+step "push with skopeo (robot credential)" push
+step "Pod in $team_ns runs the pushed image" pod_runs
+step "wrong credentials: auth error, metric counted" wrong_credentials
+step "Repository deleted: Secret gone, pull fails" repository_deleted
+step "delete Registry, helm uninstall: cleanup" cleanup

@@ -1,0 +1,3 @@
+module berth.dev/e2e-tiny
+
+go 1.24
