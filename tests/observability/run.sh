@@ -8,7 +8,7 @@
 #   3. starts `prometheus` (own temp dir, free port, 1 s scrape interval)
 #      scraping both;
 #   4. drives traffic: pushes and pulls an image over HTTP, a 404, a failed
-#      login (and `berth gc` / `berth retention` once they exist: see TODO);
+#      login, then `berth retention` and `berth gc` as separate processes;
 #   5. waits until Prometheus has scraped the traffic, then evaluates EVERY
 #      PromQL expression of charts/berth/dashboards/berth.json through
 #      /api/v1/query, printing each with its series count, and fails if any
@@ -205,22 +205,21 @@ code="$(curl -sS -u "$robot:wrong-secret" -o /dev/null -w '%{http_code}' "$base/
 curl -fsS "${auth[@]}" -X POST "$base/v2/$repo_name/blobs/uploads/" -o /dev/null
 say "traffic sent: push (2 blobs, 1 manifest), pull, a 404, a failed login, an open upload"
 
-# TODO(lead, issue 6): run `berth gc` and `berth retention` here once those
-# subcommands exist, against "$work/berth-data", and then require
-# sum(berth_maintenance_runs_total{kind="gc"}) >= 1 below. Until then the
-# maintenance series are checked at their zero values (exported from the
-# start, so the dashboard's queries over them still have series).
-for sub in gc retention; do
-	if "$berth" "$sub" --help >/dev/null 2>&1; then
-		say "TODO: \`berth $sub\` exists now: run it in this script (see the TODO above)"
-	fi
-done
+# Maintenance, as the operator's CronJobs run it (separate processes on the
+# same data directory): a second tag, retention keeping the newest, then gc.
+curl -fsS "${auth[@]}" -X PUT -H 'content-type: application/vnd.oci.image.manifest.v1+json' \
+	--data-binary @"$work/manifest" "$base/v2/$repo_name/manifests/v2" -o /dev/null
+"$berth" retention --data-dir "$work/berth-data" --repository "$repo_name" --keep-last 1 >&2
+"$berth" gc --data-dir "$work/berth-data" --grace-seconds 0 >&2
+say "maintenance run: berth retention --keep-last 1, berth gc"
 
 # Wait until Prometheus holds the traffic: the failed login and the pulled
 # layer counted, and a few scrapes after that so rates have samples.
 scraped() {
 	[[ "$(query 'sum(berth_auth_failures_total{job="berth"})' | jq -r '.data.result[0].value[1]')" == 1 ]] &&
-		[[ "$(query 'sum(berth_http_response_bytes_total{job="berth",route="/v2/{name}/blobs/{digest}"})' | jq -r '.data.result[0].value[1]')" == 200000 ]]
+		[[ "$(query 'sum(berth_http_response_bytes_total{job="berth",route="/v2/{name}/blobs/{digest}"})' | jq -r '.data.result[0].value[1]')" == 200000 ]] &&
+		[[ "$(query 'sum(berth_maintenance_runs_total{job="berth",result="ok"})' | jq -r '.data.result[0].value[1]')" == 2 ]] &&
+		[[ "$(query 'sum(berth_maintenance_deleted_objects_total{job="berth",kind="retention",object="tag"})' | jq -r '.data.result[0].value[1]')" == 1 ]]
 }
 wait_until "Prometheus to scrape the traffic" 60 scraped
 enough_samples() {
