@@ -386,12 +386,10 @@ async fn text_log_is_the_default() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(10);
+    // The text format may carry ANSI colour codes.
+    let ansi = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap();
     let line = loop {
-        // The text format may carry ANSI colour codes.
-        let plain = regex::Regex::new("\x1b\\[[0-9;]*m")
-            .unwrap()
-            .replace_all(&server.log(), "")
-            .into_owned();
+        let plain = ansi.replace_all(&server.log(), "").into_owned();
         if let Some(l) = plain
             .lines()
             .find(|l| l.contains("request_id=text-format-7"))
