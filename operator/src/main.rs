@@ -79,6 +79,8 @@ fn main() -> ExitCode {
         Command::Crdgen { out } => crdgen(&out),
         Command::Run(args) => {
             init_tracing(args.log_json);
+            // Fails only if a provider is already installed, which is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {

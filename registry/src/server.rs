@@ -71,8 +71,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::metrics::init();
     let metrics = TcpListener::bind(config.metrics_listen).await?;
     tracing::info!(listen = %metrics.local_addr()?, "metrics on /metrics");
+    let metrics_app = crate::metrics::router(state.meta.clone());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(metrics, crate::metrics::router()).await {
+        if let Err(e) = axum::serve(metrics, metrics_app).await {
             tracing::error!(error = %e, "metrics listener failed");
         }
     });

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need beyond Rust and Go themselves:
-#   - Debian packages: skopeo, umoci, jq, curl, and C build tools
+#   - Debian packages: skopeo, umoci, jq, curl, prometheus, and C build tools
 #     (apt-get, only when missing)
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
 #     suite, the oras CLI and the Helm CLI, built once and cached outside the clone at
@@ -95,10 +95,11 @@ run_logged() {
 # skopeo, umoci, podman, buildah, containerd (with runc): real-client tests;
 # containernetworking-plugins (bridge, host-local, loopback, portmap) and
 # iptables: the e2e node's Pod network and kube-proxy (tests/e2e);
+# prometheus (prometheus + promtool): the observability test;
 # jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]

@@ -7,6 +7,7 @@ mod blobs;
 mod catalog;
 pub mod errors;
 mod manifests;
+pub mod observe;
 mod referrers;
 pub mod route;
 mod tags;
@@ -23,7 +24,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::AccessControl;
 use crate::meta::MetaStore;
@@ -62,14 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(middleware::from_fn(api_version_header))
-        .layer(TraceLayer::new_for_http().make_span_with(move |req: &Request| {
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+        .layer(middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

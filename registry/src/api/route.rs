@@ -49,59 +49,110 @@ fn not_found() -> ApiError {
         .with_status(axum::http::StatusCode::NOT_FOUND)
 }
 
-/// `rest` is the path after `/v2/`, without query.
-pub fn parse(rest: &str) -> Result<Route, ApiError> {
-    if rest == "_catalog" {
-        return Ok(Route::Catalog);
-    }
-    let segs: Vec<&str> = rest.split('/').collect();
-    let n = segs.len();
-    if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
-        let name = name(&segs[..n - 3])?;
-        return Ok(if segs[n - 1].is_empty() {
-            Route::Uploads { name }
-        } else {
-            Route::Upload {
-                name,
-                id: segs[n - 1].to_string(),
-            }
-        });
-    }
-    if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
-        return Ok(Route::Uploads {
-            name: name(&segs[..n - 2])?,
-        });
-    }
-    if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
-        return Ok(Route::Tags {
-            name: name(&segs[..n - 2])?,
-        });
-    }
-    if n >= 3 && !segs[n - 1].is_empty() {
-        let last = segs[n - 1].to_string();
-        match segs[n - 2] {
-            "manifests" => {
-                return Ok(Route::Manifest {
-                    name: name(&segs[..n - 2])?,
-                    reference: last,
-                });
-            }
-            "blobs" => {
-                return Ok(Route::Blob {
-                    name: name(&segs[..n - 2])?,
-                    digest: last,
-                });
-            }
-            "referrers" => {
-                return Ok(Route::Referrers {
-                    name: name(&segs[..n - 2])?,
-                    digest: last,
-                });
-            }
-            _ => {}
+/// Which endpoint a path names, before the repository name is checked: the
+/// route template of metrics and logs comes from here, so it never holds a
+/// repository name, digest or tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Catalog,
+    Tags,
+    Manifest,
+    Blob,
+    Uploads,
+    Upload,
+    Referrers,
+}
+
+impl Endpoint {
+    /// The route template, e.g. `/v2/{name}/manifests/{reference}`.
+    pub fn template(self) -> &'static str {
+        match self {
+            Endpoint::Catalog => "/v2/_catalog",
+            Endpoint::Tags => "/v2/{name}/tags/list",
+            Endpoint::Manifest => "/v2/{name}/manifests/{reference}",
+            Endpoint::Blob => "/v2/{name}/blobs/{digest}",
+            Endpoint::Uploads => "/v2/{name}/blobs/uploads/",
+            Endpoint::Upload => "/v2/{name}/blobs/uploads/{id}",
+            Endpoint::Referrers => "/v2/{name}/referrers/{digest}",
         }
     }
-    Err(not_found())
+}
+
+impl Route {
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Route::Catalog => Endpoint::Catalog,
+            Route::Tags { .. } => Endpoint::Tags,
+            Route::Manifest { .. } => Endpoint::Manifest,
+            Route::Blob { .. } => Endpoint::Blob,
+            Route::Uploads { .. } => Endpoint::Uploads,
+            Route::Upload { .. } => Endpoint::Upload,
+            Route::Referrers { .. } => Endpoint::Referrers,
+        }
+    }
+}
+
+/// Splits `rest` into the endpoint and how many leading segments form the
+/// repository name (the last segment, if any, is the endpoint's argument).
+fn split(segs: &[&str]) -> Option<(Endpoint, usize)> {
+    let n = segs.len();
+    if n == 1 && segs[0] == "_catalog" {
+        return Some((Endpoint::Catalog, 0));
+    }
+    if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
+        let endpoint = if segs[n - 1].is_empty() {
+            Endpoint::Uploads
+        } else {
+            Endpoint::Upload
+        };
+        return Some((endpoint, n - 3));
+    }
+    if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
+        return Some((Endpoint::Uploads, n - 2));
+    }
+    if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
+        return Some((Endpoint::Tags, n - 2));
+    }
+    if n >= 3 && !segs[n - 1].is_empty() {
+        let endpoint = match segs[n - 2] {
+            "manifests" => Endpoint::Manifest,
+            "blobs" => Endpoint::Blob,
+            "referrers" => Endpoint::Referrers,
+            _ => return None,
+        };
+        return Some((endpoint, n - 2));
+    }
+    None
+}
+
+/// The endpoint `rest` (the path after `/v2/`) names, whether or not its
+/// repository name is valid.
+pub fn endpoint(rest: &str) -> Option<Endpoint> {
+    let segs: Vec<&str> = rest.split('/').collect();
+    split(&segs).map(|(endpoint, _)| endpoint)
+}
+
+/// `rest` is the path after `/v2/`, without query.
+pub fn parse(rest: &str) -> Result<Route, ApiError> {
+    let segs: Vec<&str> = rest.split('/').collect();
+    let (endpoint, k) = split(&segs).ok_or_else(not_found)?;
+    if endpoint == Endpoint::Catalog {
+        return Ok(Route::Catalog);
+    }
+    let name = name(&segs[..k])?;
+    let last = segs.last().map(|s| s.to_string()).unwrap_or_default();
+    Ok(match endpoint {
+        Endpoint::Catalog => Route::Catalog,
+        Endpoint::Tags => Route::Tags { name },
+        Endpoint::Manifest => Route::Manifest {
+            name,
+            reference: last,
+        },
+        Endpoint::Blob => Route::Blob { name, digest: last },
+        Endpoint::Uploads => Route::Uploads { name },
+        Endpoint::Upload => Route::Upload { name, id: last },
+        Endpoint::Referrers => Route::Referrers { name, digest: last },
+    })
 }
 
 #[cfg(test)]
@@ -151,5 +202,32 @@ mod tests {
         );
         assert_eq!(parse("A/manifests/x").unwrap_err().code, Code::NameInvalid);
         assert!(parse("a/unknown/x").is_err());
+    }
+
+    #[test]
+    fn templates_hold_no_names() {
+        for (rest, template) in [
+            ("_catalog", "/v2/_catalog"),
+            ("a/b/tags/list", "/v2/{name}/tags/list"),
+            ("a/b/manifests/latest", "/v2/{name}/manifests/{reference}"),
+            ("a/blobs/sha256:00", "/v2/{name}/blobs/{digest}"),
+            ("a/blobs/uploads/", "/v2/{name}/blobs/uploads/"),
+            ("a/blobs/uploads", "/v2/{name}/blobs/uploads/"),
+            ("a/blobs/uploads/xyz", "/v2/{name}/blobs/uploads/{id}"),
+            ("a/referrers/sha256:00", "/v2/{name}/referrers/{digest}"),
+            // An invalid name still has a template.
+            ("A/manifests/x", "/v2/{name}/manifests/{reference}"),
+        ] {
+            assert_eq!(
+                endpoint(rest).map(Endpoint::template),
+                Some(template),
+                "{rest}"
+            );
+            if let Ok(route) = parse(rest) {
+                assert_eq!(route.endpoint().template(), template, "{rest}");
+            }
+        }
+        assert_eq!(endpoint("a/unknown/x"), None);
+        assert_eq!(endpoint("_catalog/x"), None);
     }
 }
