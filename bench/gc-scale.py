@@ -63,7 +63,7 @@ def main():
         for args in (["--dry-run"], []):
             t0 = time.time()
             out = subprocess.run([a.berth, "gc", "--data-dir", data, "--grace-seconds", "0", *args],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+                                 stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
             print(f"berth gc {' '.join(args)}: {time.time() - t0:.2f} s wall: {out}")
     finally:
         srv.terminate(); srv.wait()

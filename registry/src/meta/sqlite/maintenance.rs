@@ -199,26 +199,29 @@ pub(super) async fn tombstone_blobs(
             .into_iter()
             .map(|digest| DoomedBlob { digest, size: 0 }),
     );
-    let now = now_ms();
-    for blob in &doomed {
-        sqlx::query("DELETE FROM blob_claims WHERE digest = $1 AND claimed_at < $2")
-            .bind(&blob.digest)
-            .bind(claim_cutoff_ms)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM blobs WHERE digest = $1")
-            .bind(&blob.digest)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO blob_tombstones (digest, since) VALUES ($1, $2)
-             ON CONFLICT (digest) DO UPDATE SET since = excluded.since",
-        )
-        .bind(&blob.digest)
-        .bind(now)
+    // Set-based, one statement each: a batch is thousands of digests.
+    let digests = serde_json::to_string(&doomed.iter().map(|b| &b.digest).collect::<Vec<_>>())
+        .map_err(|e| MetaError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    sqlx::query(
+        "DELETE FROM blob_claims
+         WHERE digest IN (SELECT value FROM json_each($1)) AND claimed_at < $2",
+    )
+    .bind(&digests)
+    .bind(claim_cutoff_ms)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM blobs WHERE digest IN (SELECT value FROM json_each($1))")
+        .bind(&digests)
         .execute(&mut *conn)
         .await?;
-    }
+    sqlx::query(
+        "INSERT INTO blob_tombstones (digest, since) SELECT value, $2 FROM json_each($1) WHERE true
+         ON CONFLICT (digest) DO UPDATE SET since = excluded.since",
+    )
+    .bind(&digests)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
     Ok(doomed)
 }
 

@@ -716,14 +716,14 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn clear_tombstones(&self, digests: &[String]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for d in digests {
-            sqlx::query("DELETE FROM blob_tombstones WHERE digest = $1")
-                .bind(d)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        let digests = serde_json::to_string(digests)
+            .map_err(|e| MetaError::Database(sqlx::Error::Encode(Box::new(e))))?;
+        sqlx::query(
+            "DELETE FROM blob_tombstones WHERE digest IN (SELECT value FROM json_each($1))",
+        )
+        .bind(digests)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
