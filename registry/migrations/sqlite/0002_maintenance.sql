@@ -33,3 +33,4 @@ CREATE TABLE maintenance_runs (
 
 -- Deleting a manifest cascades to its tags: look them up by manifest.
 CREATE INDEX tags_manifest ON tags(repository_id, manifest_digest);
+

@@ -99,16 +99,21 @@ pub(super) async fn sweep_repo(
         // Roots: tagged manifests and young ones. Reachable: their children
         // (index entries) and referrers of anything reachable, transitively.
         // Tags and references of the deleted go with them (ON DELETE CASCADE).
+        // CROSS JOIN fixes the join order (SQLite's rule): each reachable
+        // manifest looks up its children and referrers by index. Left to
+        // itself, SQLite 3.51 scanned the repository's references for each
+        // reachable manifest: quadratic, 4 s for 1,000 manifests.
         sweep.manifests = sqlx::query_scalar(
             "WITH RECURSIVE reachable(digest) AS (
                  SELECT manifest_digest FROM tags WHERE repository_id = $1
                  UNION SELECT digest FROM manifests WHERE repository_id = $1 AND created_at >= $2
-                 UNION SELECT mr.child_digest FROM manifest_references mr
-                       JOIN reachable r ON mr.manifest_digest = r.digest
-                       WHERE mr.repository_id = $1 AND mr.is_manifest = 1
-                 UNION SELECT m.digest FROM manifests m
-                       JOIN reachable r ON m.subject = r.digest
-                       WHERE m.repository_id = $1
+                 UNION SELECT mr.child_digest FROM reachable r
+                       CROSS JOIN manifest_references mr
+                       WHERE mr.repository_id = $1 AND mr.manifest_digest = r.digest
+                         AND mr.is_manifest = 1
+                 UNION SELECT m.digest FROM reachable r
+                       CROSS JOIN manifests m
+                       WHERE m.repository_id = $1 AND m.subject = r.digest
              )
              DELETE FROM manifests
              WHERE repository_id = $1 AND digest NOT IN (SELECT digest FROM reachable)
