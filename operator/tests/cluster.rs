@@ -1046,7 +1046,8 @@ async fn service_monitor_when_asked_and_its_crd_exists() {
     let sms = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), ns, &ar);
     // Picked up on the next check (the spec did not change).
     let sm = get_when(&sms, "hub").await;
-    assert_eq!(sm.data["spec"]["endpoints"][0]["port"], "http");
+    // It scrapes the registry's own metrics listener, not the API port.
+    assert_eq!(sm.data["spec"]["endpoints"][0]["port"], "metrics");
     assert!(
         sm.metadata
             .owner_references
