@@ -65,15 +65,7 @@ impl Reg {
         if head == StatusCode::OK {
             return Ok(digest);
         }
-        let r = self
-            .req(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
-            )
-            .body(data.to_vec())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let r = self.post_blob(repo, data).await;
         if r.status() != StatusCode::CREATED {
             return Err(format!(
                 "{} {}",
@@ -82,6 +74,18 @@ impl Reg {
             ));
         }
         Ok(digest)
+    }
+
+    /// A single-POST monolithic upload, whatever the answer.
+    async fn post_blob(&self, repo: &str, data: &[u8]) -> reqwest::Response {
+        self.req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={}", sha256(data)),
+        )
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap()
     }
 
     async fn put_manifest(
@@ -526,27 +530,11 @@ async fn quotas_refuse_pushes_past_the_limit() {
     let big = layer("big", 6000);
     reg.push_blob("q/a", &big).await.unwrap();
     // The same blob again in the same repository counts once.
-    let r = reg
-        .req(
-            Method::POST,
-            &format!("/v2/q/a/blobs/uploads/?digest={}", sha256(&big)),
-        )
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = reg.post_blob("q/a", &big).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // Another 6000 bytes under q/* passes 10000: DENIED, with the numbers.
     let other = layer("other", 6000);
-    let r = reg
-        .req(
-            Method::POST,
-            &format!("/v2/q/b/blobs/uploads/?digest={}", sha256(&other)),
-        )
-        .body(other.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = reg.post_blob("q/b", &other).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], "DENIED");
