@@ -9,6 +9,7 @@ pub mod errors;
 mod manifests;
 pub mod observe;
 mod referrers;
+mod request_id;
 pub mod route;
 mod tags;
 mod token;
@@ -23,13 +24,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AccessControl;
 use crate::meta::MetaStore;
 use crate::settings::Settings;
 use crate::storage::BlobStore;
 use errors::{ApiError, ApiResult, Code};
+use request_id::MakeCounterId;
 use route::Route;
 
 /// What every handler shares.
@@ -64,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(api_version_header))
         .layer(middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeCounterId))
         .with_state(state)
 }
 
