@@ -720,6 +720,26 @@ async fn retention_on_a_repository_with_hundreds_of_tags() {
         .unwrap();
     let tags_before = list_tags(&reg, "ci/app").await;
     assert_eq!(tags_before.len(), 301);
+    // Pulled before retention runs: the server's manifest cache holds them.
+    let doomed = reg
+        .req(Method::GET, "/v2/ci/app/manifests/build-001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doomed.status(), StatusCode::OK);
+    let doomed_digest = doomed.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        for path in [
+            "/v2/ci/app/manifests/build-001".to_string(),
+            format!("/v2/ci/app/manifests/{doomed_digest}"),
+            "/v2/ci/app/manifests/build-299".to_string(),
+        ] {
+            assert_eq!(reg.status(Method::GET, &path).await, StatusCode::OK);
+        }
+    }
 
     let args = [
         "retention",
@@ -761,6 +781,23 @@ async fn retention_on_a_repository_with_hundreds_of_tags() {
     expected.insert("latest".into());
     let after: BTreeSet<String> = list_tags(&reg, "ci/app").await.into_iter().collect();
     assert_eq!(after, expected);
+    // Another process deleted them: the server must not serve them from its
+    // cache (not even for a moment), and still serves what was kept.
+    for path in [
+        "/v2/ci/app/manifests/build-001".to_string(),
+        format!("/v2/ci/app/manifests/{doomed_digest}"),
+    ] {
+        assert_eq!(
+            reg.status(Method::GET, &path).await,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        reg.status(Method::GET, "/v2/ci/app/manifests/build-299")
+            .await,
+        StatusCode::OK
+    );
     // Each deleted tag is in the output.
     assert!(out.contains("ci/app:build-001 sha256:"), "{out}");
     assert!(!out.contains("ci/app:build-299 "), "{out}");

@@ -3,6 +3,8 @@
 //! SQLite is embedded today, and a PostgreSQL implementation slots in behind
 //! the same trait. Every multi-row change is one transaction.
 
+mod change_signal;
+mod manifest_cache;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -16,6 +18,8 @@ use crate::settings::Quota;
 pub enum MetaError {
     #[error("metadata database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("metadata change signal: {0}")]
+    ChangeSignal(#[from] std::io::Error),
     #[error("metadata migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("blob {0} is not in the repository")]
@@ -52,7 +56,7 @@ pub enum Reference<'a> {
 pub struct ManifestRecord {
     pub digest: String,
     pub media_type: String,
-    pub content: Vec<u8>,
+    pub content: bytes::Bytes,
 }
 
 /// A manifest to store, with what it refers to (checked to exist, in the
