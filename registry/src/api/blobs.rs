@@ -87,7 +87,10 @@ pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiRes
     } else {
         let stream = match state.blobs.get(&digest, range.clone()).await {
             Ok(s) => s,
-            Err(crate::storage::StorageError::Store(object_store::Error::NotFound { .. })) => {
+            Err(
+                crate::storage::StorageError::BlobMissing(_)
+                | crate::storage::StorageError::Store(object_store::Error::NotFound { .. }),
+            ) => {
                 tracing::error!(%digest, "metadata lists a blob that storage does not have");
                 return Err(blob_unknown(name, &digest));
             }
