@@ -8,6 +8,8 @@
 //! atomic rename (local filesystem) or copy (object stores). This module
 //! knows nothing of HTTP or of repositories.
 
+mod local;
+
 use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -20,12 +22,9 @@ use object_store::path::Path;
 use object_store::{
     GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::digest::{Digest, Hasher};
 
-/// Read buffer when streaming blobs off a local disk.
-const READ_CHUNK: usize = 256 * 1024;
 /// Parts of a multipart write in flight at once; with the part size, this
 /// bounds the memory one upload holds.
 const WRITE_CONCURRENCY: usize = 2;
@@ -41,6 +40,8 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("request body: {0}")]
     Body(String),
+    #[error("blob {0} is not in storage")]
+    BlobMissing(Digest),
     #[error("content does not match digest {expected} (computed {actual})")]
     DigestMismatch { expected: Digest, actual: Digest },
 }
@@ -53,6 +54,10 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// Where upload parts are written: the same store, but on a local disk
+    /// without fsync. Parts are scratch until commit, which makes the bytes
+    /// durable once (`make_durable`) before they become a blob.
+    uploads: Arc<dyn ObjectStore>,
     /// The directory behind a local filesystem store: object_store leaves
     /// empty directories and the staging files of interrupted writes behind,
     /// which upload cleanup removes here.
@@ -65,8 +70,10 @@ impl BlobStore {
     pub fn local(root: &FsPath) -> Result<Self> {
         std::fs::create_dir_all(root)?;
         let fs = LocalFileSystem::new_with_prefix(root)?.with_fsync(true);
+        let scratch = LocalFileSystem::new_with_prefix(root)?;
         Ok(Self {
             store: Arc::new(fs),
+            uploads: Arc::new(scratch),
             local_root: Some(root.canonicalize()?),
             part_size: LOCAL_PART_SIZE,
         })
@@ -79,6 +86,7 @@ impl BlobStore {
 
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
+            uploads: store.clone(),
             store,
             local_root: None,
             part_size: REMOTE_PART_SIZE,
@@ -112,8 +120,15 @@ impl BlobStore {
         }
     }
 
-    /// Streams a committed blob, or the given byte range of it.
+    /// Streams a committed blob, or the given byte range of it (clamped to
+    /// the blob's size).
     pub async fn get(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
+        if let Some(root) = &self.local_root {
+            let path = root.join(Self::blob_path(digest).as_ref());
+            return local::read(path, range)
+                .await?
+                .ok_or_else(|| StorageError::BlobMissing(digest.clone()));
+        }
         let options = GetOptions {
             range: range.clone().map(GetRange::Bounded),
             ..Default::default()
@@ -123,19 +138,7 @@ impl BlobStore {
             .get_opts(&Self::blob_path(digest), options)
             .await?;
         match result.payload {
-            // object_store reads local files 8 KiB at a time; larger reads
-            // keep big pulls at disk speed with fewer blocking hops.
-            GetResultPayload::File(file, _) => {
-                let range = result.range;
-                let mut file = tokio::fs::File::from_std(file);
-                file.seek(std::io::SeekFrom::Start(range.start)).await?;
-                let reader = file.take(range.end - range.start);
-                Ok(
-                    tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK)
-                        .map_err(StorageError::from)
-                        .boxed(),
-                )
-            }
+            GetResultPayload::File(file, _) => Ok(local::stream(file, result.range)),
             GetResultPayload::Stream(s) => Ok(s.map_err(StorageError::from).boxed()),
         }
     }
@@ -164,7 +167,7 @@ impl BlobStore {
         E: std::fmt::Display,
     {
         let multipart = self
-            .store
+            .uploads
             .put_multipart(&Self::part_path(upload, part))
             .await?;
         let mut writer = WriteMultipart::new_with_chunk_size(multipart, self.part_size);
@@ -194,7 +197,7 @@ impl BlobStore {
 
     /// Streams the parts of an upload in order, e.g. to hash them again.
     fn parts_stream(&self, upload: &str, parts: &[String]) -> ByteStream {
-        let store = self.store.clone();
+        let store = self.uploads.clone();
         let paths: Vec<Path> = parts.iter().map(|p| Self::part_path(upload, p)).collect();
         futures::stream::iter(paths)
             .then(move |path| {
@@ -230,7 +233,8 @@ impl BlobStore {
         // One part whose digest we know: a rename, no copy.
         if let ([part], Some(_)) = (parts, hashed.as_ref()) {
             let from = Self::part_path(upload, part);
-            let size = self.store.head(&from).await?.size;
+            let size = self.uploads.head(&from).await?.size;
+            self.make_durable(&from).await?;
             self.store.rename(&from, &target).await?;
             return Ok(size);
         }
@@ -247,16 +251,31 @@ impl BlobStore {
             .await?;
         let actual = hasher.finish();
         if &actual != expected {
-            let _ = self.store.delete(&staging).await;
+            let _ = self.uploads.delete(&staging).await;
             return Err(mismatch(&actual));
         }
+        self.make_durable(&staging).await?;
         self.store.rename(&staging, &target).await?;
         Ok(size)
     }
 
+    /// Flushes an upload object's bytes to disk before it is renamed into
+    /// place (the rename itself is made durable by the blob store, which
+    /// fsyncs the directory). Object stores are durable on write already.
+    async fn make_durable(&self, path: &Path) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        tokio::task::spawn_blocking(move || std::fs::File::open(file)?.sync_all())
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
     /// Removes one part object of an upload.
     pub async fn delete_upload_part(&self, upload: &str, part: &str) -> Result<()> {
-        match self.store.delete(&Self::part_path(upload, part)).await {
+        match self.uploads.delete(&Self::part_path(upload, part)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -285,7 +304,7 @@ impl BlobStore {
         }
         let mut newest: std::collections::HashMap<String, std::time::SystemTime> =
             Default::default();
-        let mut objects = self.store.list(Some(&Path::from("uploads")));
+        let mut objects = self.uploads.list(Some(&Path::from("uploads")));
         while let Some(meta) = objects.next().await.transpose()? {
             if let Some(id) = meta.location.parts().nth(1) {
                 let t: std::time::SystemTime = meta.last_modified.into();

@@ -1,7 +1,9 @@
 //! The embedded metadata store: SQLite in WAL mode, fully synchronous (a
 //! commit is on disk before the client hears about it). Writes go through a
 //! single connection so they queue in order instead of fighting over locks;
-//! reads use a pool. Maintenance queries (gc, retention, usage, quotas) are
+//! reads use a pool, and manifest lookups go through an in-process cache
+//! (`manifest_cache`) that every change to tags or manifests invalidates.
+//! Maintenance queries (gc, retention, usage, quotas) are
 //! in `maintenance.rs`.
 
 mod maintenance;
@@ -11,9 +13,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqlitePool};
 
+use super::change_signal::ChangeSignal;
+use super::manifest_cache::ManifestCache;
 use super::{
     Claim, DoomedBlob, GcPlan, MaintenanceRun, ManifestRecord, MetaError, MetaStore, NewManifest,
     NewPart, Reference, Referrer, RepoSweep, RepoUsage, Result, StoreStats, SweepRules, TagInfo,
@@ -26,6 +33,7 @@ use maintenance::{check_quotas, is_linked, sweep_repo, tombstone_blobs, upsert_l
 pub struct SqliteMeta {
     read: SqlitePool,
     write: SqlitePool,
+    manifests: ManifestCache,
 }
 
 impl SqliteMeta {
@@ -38,7 +46,10 @@ impl SqliteMeta {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        Self::connect(options).await
+        let mut signal_path = path.as_os_str().to_owned();
+        signal_path.push("-changes");
+        let signal = ChangeSignal::file(Path::new(&signal_path))?;
+        Self::connect(options, signal).await
     }
 
     /// A private in-memory database (tests).
@@ -49,10 +60,10 @@ impl SqliteMeta {
             uuid::Uuid::new_v4()
         );
         let options = SqliteConnectOptions::from_str(&name)?.foreign_keys(true);
-        Self::connect(options).await
+        Self::connect(options, ChangeSignal::in_process()).await
     }
 
-    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
+    async fn connect(options: SqliteConnectOptions, signal: ChangeSignal) -> Result<Self> {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -66,12 +77,83 @@ impl SqliteMeta {
             .min_connections(1)
             .connect_with(options.read_only(false))
             .await?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            manifests: ManifestCache::new(signal),
+        })
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    /// Begins a write transaction that reaches the disk as `durability` says.
+    async fn begin(&self, durability: Durability) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        // One command, so no write ever runs with the level the previous
+        // one left on the shared connection.
+        let begin = match durability {
+            Durability::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            Durability::Process => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+        };
+        Ok(self.write.begin_with(begin).await?)
     }
+
+    /// Runs one statement as its own write transaction.
+    async fn write_one(
+        &self,
+        durability: Durability,
+        query: sqlx::query::Query<'_, Sqlite, SqliteArguments>,
+    ) -> Result<SqliteQueryResult> {
+        let mut tx = self.begin(durability).await?;
+        let done = query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
+/// How far a committed write has reached when `commit` returns.
+#[derive(Clone, Copy, Debug)]
+enum Durability {
+    /// On disk (the WAL is fsynced): everything a client is told is stored
+    /// (blobs linked, manifests, tags) and every deletion.
+    Full,
+    /// In the WAL, not yet fsynced: survives the process, not the machine.
+    /// For upload sessions and blob claims, which a client that lost them
+    /// simply starts again; the next `Full` commit makes them durable too
+    /// (the WAL is written in order). Saves an fsync per step of a push.
+    Process,
+}
+
+async fn is_tombstoned(tx: &mut sqlx::SqliteConnection, digest: &str) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM blob_tombstones WHERE digest = $1")
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Links `digest` into `repo` if it is stored (a verified re-upload needs no
+/// bytes written): `Linked`; `Busy` while gc deletes it; None when it is not
+/// stored.
+async fn link_if_stored(
+    tx: &mut sqlx::SqliteConnection,
+    repo: &str,
+    digest: &str,
+    quotas: &[Quota],
+) -> Result<Option<Claim>> {
+    if is_tombstoned(tx, digest).await? {
+        return Ok(Some(Claim::Busy));
+    }
+    let stored: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
+        .bind(digest)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let repo_id = ensure_repository(tx, repo).await?;
+    if !is_linked(tx, repo_id, digest).await? {
+        check_quotas(tx, quotas, stored as u64).await?;
+    }
+    upsert_link(tx, repo_id, digest).await?;
+    Ok(Some(Claim::Linked(stored as u64)))
 }
 
 /// Inserts the repository if needed and returns its id.
@@ -155,34 +237,26 @@ impl MetaStore for SqliteMeta {
         quotas: &[Quota],
     ) -> Result<Claim> {
         let digest = digest.to_string();
-        let mut tx = self.begin().await?;
-        let tombstoned: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM blob_tombstones WHERE digest = $1")
-                .bind(&digest)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if tombstoned.is_some() {
+        if verified {
+            // Linking a stored blob is acknowledged to the client: full
+            // durability. When the blob is not stored this commits nothing,
+            // which costs no fsync.
+            let mut tx = self.begin(Durability::Full).await?;
+            let linked = link_if_stored(&mut tx, repo, &digest, quotas).await?;
+            tx.commit().await?;
+            if let Some(claim) = linked {
+                return Ok(claim);
+            }
+        }
+        let mut tx = self.begin(Durability::Process).await?;
+        if is_tombstoned(&mut tx, &digest).await? {
             return Ok(Claim::Busy);
         }
-        let repo_id = repository_id(&mut *tx, repo).await?;
-        let linked = match repo_id {
+        let linked = match repository_id(&mut *tx, repo).await? {
             Some(id) => is_linked(&mut tx, id, &digest).await?,
             None => false,
         };
         check_quotas(&mut tx, quotas, if linked { 0 } else { size }).await?;
-        if verified {
-            let stored: Option<i64> =
-                sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
-                    .bind(&digest)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(stored) = stored {
-                let repo_id = ensure_repository(&mut tx, repo).await?;
-                upsert_link(&mut tx, repo_id, &digest).await?;
-                tx.commit().await?;
-                return Ok(Claim::Linked(stored as u64));
-            }
-        }
         sqlx::query(
             "INSERT INTO blob_claims (digest, claimed_at) VALUES ($1, $2)
              ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at",
@@ -196,10 +270,9 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn release_claim(&self, digest: &Digest) -> Result<()> {
-        sqlx::query("DELETE FROM blob_claims WHERE digest = $1")
-            .bind(digest.to_string())
-            .execute(&self.write)
-            .await?;
+        let query =
+            sqlx::query("DELETE FROM blob_claims WHERE digest = $1").bind(digest.to_string());
+        self.write_one(Durability::Process, query).await?;
         Ok(())
     }
 
@@ -211,7 +284,7 @@ impl MetaStore for SqliteMeta {
         quotas: &[Quota],
     ) -> Result<()> {
         let digest = digest.to_string();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let repo_id = ensure_repository(&mut tx, repo).await?;
         let known: bool = sqlx::query_scalar::<_, i64>("SELECT 1 FROM blobs WHERE digest = $1")
             .bind(&digest)
@@ -249,7 +322,7 @@ impl MetaStore for SqliteMeta {
 
     async fn mount_blob(&self, repo: &str, digest: &Digest, quotas: &[Quota]) -> Result<bool> {
         let digest = digest.to_string();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE digest = $1")
             .bind(&digest)
             .fetch_optional(&mut *tx)
@@ -267,23 +340,21 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn break_stale_tombstone(&self, digest: &Digest, before_ms: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM blob_tombstones WHERE digest = $1 AND since < $2")
+        let query = sqlx::query("DELETE FROM blob_tombstones WHERE digest = $1 AND since < $2")
             .bind(digest.to_string())
-            .bind(before_ms)
-            .execute(&self.write)
-            .await?;
+            .bind(before_ms);
+        let done = self.write_one(Durability::Process, query).await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "DELETE FROM repository_blobs WHERE digest = $2
              AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(repo)
-        .bind(digest.to_string())
-        .execute(&self.write)
-        .await?;
+        .bind(digest.to_string());
+        let done = self.write_one(Durability::Full, query).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -292,6 +363,10 @@ impl MetaStore for SqliteMeta {
         repo: &str,
         reference: Reference<'_>,
     ) -> Result<Option<ManifestRecord>> {
+        let ticket = match self.manifests.get(repo, reference) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(ticket) => ticket,
+        };
         let query = match reference {
             Reference::Tag(tag) => sqlx::query(
                 "SELECT m.digest, m.media_type, m.content FROM tags t
@@ -309,16 +384,20 @@ impl MetaStore for SqliteMeta {
             .bind(repo)
             .bind(digest.to_string()),
         };
-        let row = query.fetch_optional(&self.read).await?;
-        Ok(row.map(|row| ManifestRecord {
+        let Some(row) = query.fetch_optional(&self.read).await? else {
+            return Ok(None);
+        };
+        let record = ManifestRecord {
             digest: row.get(0),
             media_type: row.get(1),
-            content: row.get(2),
-        }))
+            content: row.get::<Vec<u8>, _>(2).into(),
+        };
+        self.manifests.fill(ticket, repo, reference, &record);
+        Ok(Some(record))
     }
 
     async fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let repo_id = ensure_repository(&mut tx, repo).await?;
         for blob in m.blobs {
             let present: Option<i64> = sqlx::query_scalar(
@@ -429,6 +508,7 @@ impl MetaStore for SqliteMeta {
             .await?;
         }
         tx.commit().await?;
+        self.manifests.changed();
         Ok(())
     }
 
@@ -439,7 +519,7 @@ impl MetaStore for SqliteMeta {
         immutable_tags: &[String],
     ) -> Result<bool> {
         let digest = digest.to_string();
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
             return Ok(false);
         };
@@ -470,18 +550,19 @@ impl MetaStore for SqliteMeta {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.manifests.changed();
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "DELETE FROM tags WHERE name = $2
              AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
         )
         .bind(repo)
-        .bind(tag)
-        .execute(&self.write)
-        .await?;
+        .bind(tag);
+        let done = self.write_one(Durability::Full, query).await?;
+        self.manifests.changed();
         Ok(done.rows_affected() > 0)
     }
 
@@ -535,16 +616,14 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn create_upload(&self, repo: &str, id: &str) -> Result<()> {
-        let now = now_ms();
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at)
              VALUES ($1, $2, 0, NULL, $3, $3)",
         )
         .bind(id)
         .bind(repo)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
+        .bind(now_ms());
+        self.write_one(Durability::Process, query).await?;
         Ok(())
     }
 
@@ -573,7 +652,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn append_upload_part(&self, id: &str, offset: u64, part: NewPart<'_>) -> Result<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Process).await?;
         let done = sqlx::query(
             "UPDATE uploads SET size = size + $3, hash_state = $4, updated_at = $5
              WHERE id = $1 AND size = $2",
@@ -602,10 +681,8 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn delete_upload(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let query = sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id);
+        self.write_one(Durability::Process, query).await?;
         Ok(())
     }
 
@@ -654,7 +731,7 @@ impl MetaStore for SqliteMeta {
         untagged_cutoff_ms: Option<i64>,
         dry_run: bool,
     ) -> Result<(Vec<TagInfo>, Vec<String>)> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
             return Ok((Vec::new(), Vec::new()));
         };
@@ -690,17 +767,19 @@ impl MetaStore for SqliteMeta {
             tx.rollback().await?;
         } else {
             tx.commit().await?;
+            self.manifests.changed();
         }
         Ok((deleted, manifests))
     }
 
     async fn sweep_repository(&self, repo: &str, rules: SweepRules) -> Result<RepoSweep> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
             return Ok(RepoSweep::default());
         };
         let sweep = sweep_repo(&mut tx, repo_id, rules).await?;
         tx.commit().await?;
+        self.manifests.changed();
         Ok(sweep)
     }
 
@@ -709,7 +788,7 @@ impl MetaStore for SqliteMeta {
         rules: SweepRules,
         limit: u32,
     ) -> Result<Vec<DoomedBlob>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Full).await?;
         let doomed = tombstone_blobs(&mut tx, rules, Some(limit)).await?;
         tx.commit().await?;
         Ok(doomed)
@@ -718,12 +797,11 @@ impl MetaStore for SqliteMeta {
     async fn clear_tombstones(&self, digests: &[String]) -> Result<()> {
         let digests = serde_json::to_string(digests)
             .map_err(|e| MetaError::Database(sqlx::Error::Encode(Box::new(e))))?;
-        sqlx::query(
+        let query = sqlx::query(
             "DELETE FROM blob_tombstones WHERE digest IN (SELECT value FROM json_each($1))",
         )
-        .bind(digests)
-        .execute(&self.write)
-        .await?;
+        .bind(digests);
+        self.write_one(Durability::Full, query).await?;
         Ok(())
     }
 
@@ -737,7 +815,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn plan_gc(&self, rules: SweepRules) -> Result<GcPlan> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(Durability::Process).await?;
         let repos: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, name FROM repositories ORDER BY name")
                 .fetch_all(&mut *tx)
@@ -754,7 +832,7 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn record_run(&self, run: &MaintenanceRun) -> Result<()> {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO maintenance_runs (kind, started_at, finished_at, dry_run, ok,
                deleted_blobs, deleted_manifests, deleted_tags, deleted_bytes, detail)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -768,9 +846,8 @@ impl MetaStore for SqliteMeta {
         .bind(run.deleted_manifests as i64)
         .bind(run.deleted_tags as i64)
         .bind(run.deleted_bytes as i64)
-        .bind(&run.detail)
-        .execute(&self.write)
-        .await?;
+        .bind(&run.detail);
+        self.write_one(Durability::Full, query).await?;
         Ok(())
     }
 }
