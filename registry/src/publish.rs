@@ -34,16 +34,22 @@ pub enum PublishError {
     Busy(String),
 }
 
-/// Publishes `size` bytes as `digest` in `repo`. `verified`: the caller
-/// knows the bytes hash to `digest`, so an already-stored blob is linked
-/// without writing. `write` puts the bytes in place and returns their size.
+/// What is published: `size` bytes as `digest` in `repo`. `verified`: the
+/// publisher knows the bytes hash to `digest`, so an already-stored blob is
+/// linked without writing. `upload`: the session that ends with the link.
+pub struct Publication<'a> {
+    pub repo: &'a str,
+    pub digest: &'a Digest,
+    pub size: u64,
+    pub verified: bool,
+    pub quotas: &'a [Quota],
+    pub upload: Option<&'a str>,
+}
+
+/// Publishes a blob. `write` puts the bytes in place and returns their size.
 pub async fn publish<W, F>(
     meta: &dyn MetaStore,
-    repo: &str,
-    digest: &Digest,
-    size: u64,
-    verified: bool,
-    quotas: &[Quota],
+    p: Publication<'_>,
     write: W,
 ) -> Result<u64, PublishError>
 where
@@ -53,30 +59,36 @@ where
     let started = tokio::time::Instant::now();
     loop {
         match meta
-            .claim_blob(repo, digest, size, verified, quotas)
+            .claim_blob(p.repo, p.digest, p.size, p.verified, p.quotas)
             .await?
         {
-            Claim::Linked(size) => return Ok(size),
+            Claim::Linked(size) => {
+                if let Some(id) = p.upload {
+                    meta.delete_upload(id).await?;
+                }
+                return Ok(size);
+            }
             Claim::Claimed => break,
             Claim::Busy if started.elapsed() < BUSY_WAIT => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Claim::Busy => {
                 let stale_before = now_ms() - STALE_TOMBSTONE.as_millis() as i64;
-                if !meta.break_stale_tombstone(digest, stale_before).await? {
-                    return Err(PublishError::Busy(digest.to_string()));
+                if !meta.break_stale_tombstone(p.digest, stale_before).await? {
+                    return Err(PublishError::Busy(p.digest.to_string()));
                 }
-                tracing::warn!(%digest, "broke the tombstone of a gc that died");
+                tracing::warn!(digest = %p.digest, "broke the tombstone of a gc that died");
             }
         }
     }
     let written = match write().await {
         Ok(n) => n,
         Err(e) => {
-            meta.release_claim(digest).await?;
+            meta.release_claim(p.digest).await?;
             return Err(e.into());
         }
     };
-    meta.link_blob(repo, digest, written, quotas).await?;
+    meta.link_blob(p.repo, p.digest, written, p.quotas, p.upload)
+        .await?;
     Ok(written)
 }

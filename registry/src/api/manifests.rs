@@ -13,7 +13,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::meta::{NewManifest, Reference};
 use crate::names::is_valid_tag;
-use crate::publish::publish;
+use crate::publish::{Publication, publish};
 
 /// Contents some clients reference without uploading them: the empty JSON
 /// object (the config of artifacts) and zero bytes (old SIF pushes).
@@ -140,21 +140,21 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
     for content in WELL_KNOWN {
         let d = Digest::of(Algorithm::Sha256, content);
         if parsed.blobs.contains(&d) && state.meta.repository_blob(name, &d).await?.is_none() {
-            publish(
-                state.meta.as_ref(),
-                name,
-                &d,
-                content.len() as u64,
-                true,
-                &settings.quotas,
-                || async {
-                    state
-                        .blobs
-                        .put_small(&d, Bytes::from_static(content))
-                        .await?;
-                    Ok(content.len() as u64)
-                },
-            )
+            let publication = Publication {
+                repo: name,
+                digest: &d,
+                size: content.len() as u64,
+                verified: true,
+                quotas: &settings.quotas,
+                upload: None,
+            };
+            publish(state.meta.as_ref(), publication, || async {
+                state
+                    .blobs
+                    .put_verified(&d, Bytes::from_static(content))
+                    .await?;
+                Ok(content.len() as u64)
+            })
             .await?;
         }
     }

@@ -11,7 +11,7 @@ use super::{AppState, Req, hv};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::meta::{NewPart, Upload};
 use crate::names::is_valid_name;
-use crate::publish::publish;
+use crate::publish::{Publication, publish};
 
 fn upload_location(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
@@ -64,6 +64,17 @@ async fn discard(state: &AppState, id: &str) -> ApiResult<()> {
     state.meta.delete_upload(id).await?;
     state.blobs.delete_upload(id).await?;
     Ok(())
+}
+
+/// After publishing, the session is over either way (a refused client
+/// starts again). A published blob's link already removed the session row.
+async fn end_session(state: &AppState, id: &str, published: bool) -> ApiResult<()> {
+    if published {
+        state.blobs.delete_upload(id).await?;
+        Ok(())
+    } else {
+        discard(state, id).await
+    }
 }
 
 /// Parses `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`).
@@ -170,22 +181,21 @@ async fn commit(state: &AppState, name: &str, upload: &Upload, digest: &Digest) 
         ));
     }
     let settings = state.settings(name);
-    let published = publish(
-        state.meta.as_ref(),
-        name,
+    let publication = Publication {
+        repo: name,
         digest,
-        upload.size,
-        hashed.is_some(),
-        &settings.quotas,
-        || {
-            state
-                .blobs
-                .commit_upload(&upload.id, &upload.parts, digest, hashed.clone())
-        },
-    )
+        size: upload.size,
+        verified: hashed.is_some(),
+        quotas: &settings.quotas,
+        upload: Some(&upload.id),
+    };
+    let published = publish(state.meta.as_ref(), publication, || {
+        state
+            .blobs
+            .commit_upload(&upload.id, &upload.parts, digest, hashed.clone())
+    })
     .await;
-    // Published or refused, the session is over (the client starts again).
-    discard(state, &upload.id).await?;
+    end_session(state, &upload.id, published.is_ok()).await?;
     published?;
     Ok(created(name, digest))
 }
@@ -223,43 +233,115 @@ pub async fn start(state: &AppState, name: &str, req: Req) -> ApiResult {
 
 /// `POST ?digest=` with the whole blob as body.
 async fn monolithic(state: &AppState, name: &str, digest: Digest, req: Req) -> ApiResult {
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut hasher = Hasher::new(digest.algorithm());
-    let body = req.body.into_data_stream();
-    let result = async {
-        let size = state
-            .blobs
-            .write_part(&id, "0", body, Some(&mut hasher))
-            .await?;
-        let hashed = hasher.finish();
-        if hashed != digest {
-            return Err(ApiError::new(
-                Code::DigestInvalid,
-                format!("uploaded content has digest {hashed}, not {digest}"),
-            ));
-        }
-        let settings = state.settings(name);
-        let parts = ["0".to_string()];
-        publish(
-            state.meta.as_ref(),
-            name,
-            &digest,
-            size,
-            true,
-            &settings.quotas,
-            || {
-                state
-                    .blobs
-                    .commit_upload(&id, &parts, &digest, Some(hashed.clone()))
-            },
-        )
-        .await?;
-        Ok(())
+    if let Some(len) = whole_body_len(state, &req) {
+        publish_whole(state, name, &digest, req, len, None).await?;
+        return Ok(created(name, &digest));
     }
-    .await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let result = publish_body(state, name, &id, &digest, req, false).await;
     state.blobs.delete_upload(&id).await?;
     result?;
     Ok(created(name, &digest))
+}
+
+/// The announced length of a body small enough to read into memory.
+fn whole_body_len(state: &AppState, req: &Req) -> Option<usize> {
+    req.header("content-length")?
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|len| *len <= state.blobs.whole_body_limit())
+}
+
+/// Publishes a small body that is the whole blob: read into memory, hashed,
+/// and written to its place in one durable write, with no upload storage
+/// at all. `session`: the upload session the link ends.
+async fn publish_whole(
+    state: &AppState,
+    name: &str,
+    digest: &Digest,
+    req: Req,
+    len: usize,
+    session: Option<&str>,
+) -> ApiResult<()> {
+    let data = axum::body::to_bytes(req.body, len)
+        .await
+        .map_err(|e| ApiError::new(Code::SizeInvalid, format!("reading the blob: {e}")))?;
+    if data.len() != len {
+        return Err(ApiError::new(
+            Code::SizeInvalid,
+            format!(
+                "Content-Length announced {len} bytes, body had {}",
+                data.len()
+            ),
+        ));
+    }
+    let hashed = Digest::of(digest.algorithm(), &data);
+    if &hashed != digest {
+        return Err(ApiError::new(
+            Code::DigestInvalid,
+            format!("uploaded content has digest {hashed}, not {digest}"),
+        ));
+    }
+    let settings = state.settings(name);
+    let publication = Publication {
+        repo: name,
+        digest,
+        size: len as u64,
+        verified: true,
+        quotas: &settings.quotas,
+        upload: session,
+    };
+    publish(state.meta.as_ref(), publication, || async {
+        state.blobs.put_verified(digest, data).await?;
+        Ok(len as u64)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Streams a body that is the whole blob into upload `id`'s storage,
+/// hashing it on the way, and publishes it as `digest` (no session update
+/// in between: the bytes go from the request to their place). `session`:
+/// `id` is a session, which the link ends.
+async fn publish_body(
+    state: &AppState,
+    name: &str,
+    id: &str,
+    digest: &Digest,
+    req: Req,
+    session: bool,
+) -> ApiResult<()> {
+    let mut hasher = Hasher::new(digest.algorithm());
+    let body = req.body.into_data_stream();
+    let size = state
+        .blobs
+        .write_part(id, "0", body, Some(&mut hasher))
+        .await?;
+    let hashed = hasher.finish();
+    if &hashed != digest {
+        return Err(ApiError::new(
+            Code::DigestInvalid,
+            format!("uploaded content has digest {hashed}, not {digest}"),
+        ));
+    }
+    let settings = state.settings(name);
+    let parts = ["0".to_string()];
+    let publication = Publication {
+        repo: name,
+        digest,
+        size,
+        verified: true,
+        quotas: &settings.quotas,
+        upload: session.then_some(id),
+    };
+    publish(state.meta.as_ref(), publication, || {
+        state
+            .blobs
+            .commit_upload(id, &parts, digest, Some(hashed.clone()))
+    })
+    .await?;
+    Ok(())
 }
 
 pub async fn patch(state: &AppState, name: &str, id: &str, req: Req) -> ApiResult {
@@ -284,6 +366,17 @@ pub async fn finish(state: &AppState, name: &str, id: &str, req: Req) -> ApiResu
         .is_some_and(|l| l.trim() == "0")
         || (req.header("content-length").is_none() && req.header("transfer-encoding").is_none());
     if !empty_body {
+        if upload.size == 0 && req.header("content-range").is_none() {
+            // The whole blob in the closing PUT (what most clients send
+            // after their POST): published straight from the body.
+            let published = match whole_body_len(state, &req) {
+                Some(len) => publish_whole(state, name, &digest, req, len, Some(id)).await,
+                None => publish_body(state, name, id, &digest, req, true).await,
+            };
+            end_session(state, id, published.is_ok()).await?;
+            published?;
+            return Ok(created(name, &digest));
+        }
         append(state, &upload, req).await?;
         upload = load(state, name, id).await?;
     }

@@ -267,10 +267,10 @@ mod tests {
         let claim = meta.claim_blob("r", &d, 5, true, &[]).await.unwrap();
         assert_eq!(claim, Claim::Claimed);
         blobs
-            .put_small(&d, Bytes::from_static(b"bytes"))
+            .put_verified(&d, Bytes::from_static(b"bytes"))
             .await
             .unwrap();
-        meta.link_blob("r", &d, 5, &[]).await.unwrap();
+        meta.link_blob("r", &d, 5, &[], None).await.unwrap();
         assert!(meta.unlink_blob("r", &d).await.unwrap());
 
         // An upload claims the digest after the cutoff: gc leaves it alone.
@@ -284,7 +284,7 @@ mod tests {
                 .is_empty()
         );
         // Linking ends the claim; linked blobs are not garbage either.
-        meta.link_blob("r", &d, 5, &[]).await.unwrap();
+        meta.link_blob("r", &d, 5, &[], None).await.unwrap();
         let cutoff = tick().await;
         assert!(
             meta.tombstone_unlinked_blobs(cutoff, 10)
@@ -336,7 +336,7 @@ mod tests {
             Claim::Claimed
         );
         blobs
-            .put_small(&d, Bytes::from_static(b"half published"))
+            .put_verified(&d, Bytes::from_static(b"half published"))
             .await
             .unwrap();
         // Younger than CLAIM_TTL: even a zero grace period keeps it.
@@ -353,7 +353,7 @@ mod tests {
             .unwrap();
         assert_eq!(doomed.len(), 1);
         assert!(matches!(
-            meta.link_blob("r", &d, 14, &[]).await,
+            meta.link_blob("r", &d, 14, &[], None).await,
             Err(MetaError::ClaimLost(_))
         ));
         assert_eq!(meta.stats().await.unwrap().maintenance[0].runs, 1);

@@ -259,15 +259,17 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Ends a claim whose publication failed.
     async fn release_claim(&self, digest: &Digest) -> Result<()>;
     /// Records a published blob, lets `repo` serve it (creating the
-    /// repository) and ends the claim. QuotaExceeded leaves the blob
-    /// unlinked, for gc; ClaimLost if gc took the claim for a dead one and
-    /// the bytes may be gone.
+    /// repository) and ends the claim, and the `upload` session the bytes
+    /// came from if given. QuotaExceeded leaves the blob unlinked, for gc;
+    /// ClaimLost if gc took the claim for a dead one and the bytes may be
+    /// gone.
     async fn link_blob(
         &self,
         repo: &str,
         digest: &Digest,
         size: u64,
         quotas: &[Quota],
+        upload: Option<&str>,
     ) -> Result<()>;
     /// Lets `repo` serve a blob already linked elsewhere. False if the blob is unknown.
     async fn mount_blob(&self, repo: &str, digest: &Digest, quotas: &[Quota]) -> Result<bool>;

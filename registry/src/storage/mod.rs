@@ -143,9 +143,16 @@ impl BlobStore {
         }
     }
 
-    /// Stores small content under its digest directly (used for well-known
-    /// blobs such as the empty JSON config that clients may not upload).
-    pub async fn put_small(&self, digest: &Digest, data: Bytes) -> Result<()> {
+    /// Bodies up to this size may be read into memory and stored with
+    /// `put_verified`: no more than a streamed upload buffers anyway.
+    pub fn whole_body_limit(&self) -> usize {
+        self.part_size
+    }
+
+    /// Stores content the caller has hashed to `digest`, in one durable
+    /// write (small uploads, and well-known blobs such as the empty JSON
+    /// config that clients may not upload).
+    pub async fn put_verified(&self, digest: &Digest, data: Bytes) -> Result<()> {
         self.store
             .put(&Self::blob_path(digest), PutPayload::from(data))
             .await?;

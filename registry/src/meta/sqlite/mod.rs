@@ -95,6 +95,15 @@ impl SqliteMeta {
         Ok(self.write.begin_with(begin).await?)
     }
 
+    /// Whether a blob row exists, read outside any write transaction.
+    async fn blob_stored(&self, digest: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM blobs WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Runs one statement as its own write transaction.
     async fn write_one(
         &self,
@@ -158,17 +167,17 @@ async fn link_if_stored(
 
 /// Inserts the repository if needed and returns its id.
 async fn ensure_repository(tx: &mut sqlx::SqliteConnection, repo: &str) -> Result<i64> {
-    sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    if let Some(id) = repository_id(&mut *tx, repo).await? {
+        return Ok(id);
+    }
+    // Inside a write transaction: no one else inserts it meanwhile.
+    let id = sqlx::query_scalar(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) RETURNING id",
     )
     .bind(repo)
     .bind(now_ms())
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let id = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
-        .bind(repo)
-        .fetch_one(&mut *tx)
-        .await?;
     Ok(id)
 }
 
@@ -237,10 +246,10 @@ impl MetaStore for SqliteMeta {
         quotas: &[Quota],
     ) -> Result<Claim> {
         let digest = digest.to_string();
-        if verified {
+        if verified && self.blob_stored(&digest).await? {
             // Linking a stored blob is acknowledged to the client: full
-            // durability. When the blob is not stored this commits nothing,
-            // which costs no fsync.
+            // durability. (If gc removed it meanwhile, this commits nothing
+            // and the claim below follows.)
             let mut tx = self.begin(Durability::Full).await?;
             let linked = link_if_stored(&mut tx, repo, &digest, quotas).await?;
             tx.commit().await?;
@@ -252,11 +261,13 @@ impl MetaStore for SqliteMeta {
         if is_tombstoned(&mut tx, &digest).await? {
             return Ok(Claim::Busy);
         }
-        let linked = match repository_id(&mut *tx, repo).await? {
-            Some(id) => is_linked(&mut tx, id, &digest).await?,
-            None => false,
-        };
-        check_quotas(&mut tx, quotas, if linked { 0 } else { size }).await?;
+        if !quotas.is_empty() {
+            let linked = match repository_id(&mut *tx, repo).await? {
+                Some(id) => is_linked(&mut tx, id, &digest).await?,
+                None => false,
+            };
+            check_quotas(&mut tx, quotas, if linked { 0 } else { size }).await?;
+        }
         sqlx::query(
             "INSERT INTO blob_claims (digest, claimed_at) VALUES ($1, $2)
              ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at",
@@ -282,21 +293,18 @@ impl MetaStore for SqliteMeta {
         digest: &Digest,
         size: u64,
         quotas: &[Quota],
+        upload: Option<&str>,
     ) -> Result<()> {
         let digest = digest.to_string();
         let mut tx = self.begin(Durability::Full).await?;
         let repo_id = ensure_repository(&mut tx, repo).await?;
-        let known: bool = sqlx::query_scalar::<_, i64>("SELECT 1 FROM blobs WHERE digest = $1")
-            .bind(&digest)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+        let inserted = sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
             .bind(&digest)
             .bind(size as i64)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
+        let known = inserted.rows_affected() == 0;
         let claim = sqlx::query("DELETE FROM blob_claims WHERE digest = $1")
             .bind(&digest)
             .execute(&mut *tx)
@@ -307,13 +315,19 @@ impl MetaStore for SqliteMeta {
             // digest linked it first: the bytes are there.)
             return Err(MetaError::ClaimLost(digest));
         }
-        let refused = if is_linked(&mut tx, repo_id, &digest).await? {
+        let refused = if quotas.is_empty() || is_linked(&mut tx, repo_id, &digest).await? {
             None
         } else {
             check_quotas(&mut tx, quotas, size).await.err()
         };
         if refused.is_none() {
             upsert_link(&mut tx, repo_id, &digest).await?;
+            if let Some(id) = upload {
+                sqlx::query("DELETE FROM uploads WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         // Even when refused: the bytes are recorded (unlinked) for gc to find.
         tx.commit().await?;
@@ -636,16 +650,19 @@ impl MetaStore for SqliteMeta {
         else {
             return Ok(None);
         };
-        let parts = sqlx::query_scalar(
-            "SELECT name FROM upload_parts WHERE upload_id = $1 ORDER BY offset",
-        )
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?;
+        let size = row.get::<i64, _>(1) as u64;
+        let parts = if size == 0 {
+            Vec::new()
+        } else {
+            sqlx::query_scalar("SELECT name FROM upload_parts WHERE upload_id = $1 ORDER BY offset")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?
+        };
         Ok(Some(Upload {
             id: id.to_string(),
             repository: row.get(0),
-            size: row.get::<i64, _>(1) as u64,
+            size,
             hash_state: row.get(2),
             parts,
         }))
