@@ -7,6 +7,8 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod digest;
+pub mod file_window;
+pub mod listener;
 pub mod maintenance;
 pub mod manifest;
 pub mod meta;

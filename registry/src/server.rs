@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::auth::AccessControl;
 use crate::config::{Config, StorageBackend};
+use crate::listener::{ApiListener, ClientAddr};
 use crate::maintenance::{self, gc::GcOptions};
 use crate::meta::{MetaStore, SqliteMeta, now_ms};
 use crate::storage::BlobStore;
@@ -84,16 +84,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         storage = ?config.storage,
         "berth is serving the OCI distribution API"
     );
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // No Nagle: a response's head and body go out as separate writes, and
-    // waiting for the client's delayed ACK in between cost pulls of small
-    // blobs 40 ms each.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
+    let app = api::router(state).into_make_service_with_connect_info::<ClientAddr>();
+    axum::serve(ApiListener::new(listener), app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

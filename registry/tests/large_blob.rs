@@ -85,6 +85,33 @@ async fn one_gib_push_and_pull_keep_memory_flat() {
     assert_eq!(format!("sha256:{}", hex::encode(h.finalize())), digest);
     let after_pull = server.peak_rss_kib();
 
+    // Ranges that start off page boundaries and cross the server's 4 MiB
+    // send windows come back exact.
+    for (header, start, end) in [
+        ("bytes=4000000-9000000", 4_000_000, 9_000_001),
+        ("bytes=-300000", SIZE - 300_000, SIZE),
+        ("bytes=1073000000-", 1_073_000_000, SIZE),
+    ] {
+        let r = http
+            .get(server.url(&format!("/v2/big/blobs/{digest}")))
+            .header("range", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{header}");
+        let got = r.bytes().await.unwrap();
+        assert_eq!(got.len() as u64, end - start, "{header}");
+        let mut expected = Vec::new();
+        for i in start / CHUNK as u64..end.div_ceil(CHUNK as u64) {
+            expected.extend_from_slice(&chunk(i));
+        }
+        let from = (start % CHUNK as u64) as usize;
+        assert!(
+            got[..] == expected[from..from + got.len()],
+            "{header}: bytes differ"
+        );
+    }
+
     eprintln!(
         "server peak RSS: start {baseline} KiB, after 1 GiB push {after_push} KiB, after pull {after_pull} KiB"
     );

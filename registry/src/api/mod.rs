@@ -178,8 +178,8 @@ impl Req {
         Req {
             client: parts
                 .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ConnectInfo<crate::listener::ClientAddr>>()
+                .map(|c| c.0.0.ip()),
             method: parts.method,
             params: Params::parse(parts.uri.query()),
             headers: parts.headers,

@@ -1,25 +1,28 @@
 //! Reading blobs off a local disk for pulls.
 //!
-//! Large reads are served as windows of a memory map: each window becomes
-//! one `Bytes` that hyper writes to the socket straight from the page cache,
-//! so a pull costs one copy (page cache to socket) instead of three (read
-//! into a buffer, copy into the body chunk, write). Small reads are one
-//! `read` into one buffer. The blocking parts (open, map, fault the pages
-//! in) run on tokio's blocking pool, so a cold blob never stalls a worker.
+//! Large reads are served as file windows (`crate::file_window`): `Bytes`
+//! that the API's sockets send with sendfile, straight from the page cache,
+//! so a pull costs no copy through user space. Small reads are one `read`
+//! into one buffer. The blocking parts (open, map, read-ahead hints) run on
+//! tokio's blocking pool.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::num::NonZeroU64;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
+use rustix::fs::Advice;
 
 use super::{ByteStream, Result, StorageError};
+use crate::file_window;
 
 /// Reads below this size are copied into one buffer; mapping is not worth it.
 const SMALL_READ: u64 = 256 * 1024;
-/// Bytes mapped, faulted in and handed to hyper at a time.
+/// Bytes handed to hyper as one window.
 const MAP_WINDOW: u64 = 4 * 1024 * 1024;
 
 async fn blocking<T, F>(f: F) -> Result<T>
@@ -61,6 +64,7 @@ pub fn stream(file: File, range: Range<u64>) -> ByteStream {
     if range.end - range.start < SMALL_READ {
         return stream::once(blocking(move || read_small(file, range))).boxed();
     }
+    let file = Arc::new(file);
     stream::try_unfold((file, range), |(file, rest)| async move {
         if rest.is_empty() {
             return Ok(None);
@@ -68,7 +72,11 @@ pub fn stream(file: File, range: Range<u64>) -> ByteStream {
         let len = (rest.end - rest.start).min(MAP_WINDOW);
         let start = rest.start;
         let (file, window) = blocking(move || {
-            let window = map_window(&file, start, len)?;
+            // Ask the kernel to read this window and the next ahead, so
+            // sendfile on a cold blob finds its pages (or soon will).
+            let ahead = (rest.end - start).min(2 * MAP_WINDOW);
+            let _ = rustix::fs::fadvise(&*file, start, NonZeroU64::new(ahead), Advice::WillNeed);
+            let window = file_window::map(&file, start, len as usize)?;
             Ok((file, window))
         })
         .await?;
@@ -82,26 +90,6 @@ fn read_small(mut file: File, range: Range<u64>) -> io::Result<Bytes> {
     let mut buf = Vec::with_capacity((range.end - range.start) as usize);
     file.take(range.end - range.start).read_to_end(&mut buf)?;
     Ok(buf.into())
-}
-
-/// `len` bytes of `file` from `offset`, mapped and faulted in.
-fn map_window(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
-    let len = usize::try_from(len).map_err(io::Error::other)?;
-    // SAFETY: a mapped file must not shrink while mapped (reads past its end
-    // raise SIGBUS). Blob files are written under another name and renamed
-    // into place once complete; nothing truncates or rewrites them after
-    // that, and deleting one (gc) unlinks it, which leaves existing maps
-    // intact. A file cut short by hand under a running registry is the
-    // remaining risk, the same one any mmap-serving server (nginx with
-    // sendfile aside) accepts.
-    let map = unsafe {
-        memmap2::MmapOptions::new()
-            .offset(offset)
-            .len(len)
-            .populate()
-            .map(file)?
-    };
-    Ok(Bytes::from_owner(map))
 }
 
 #[cfg(test)]
