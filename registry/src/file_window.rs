@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(&window[..], &data[5000..35_000]);
         let (_, offset, len) = lookup(window[100..].as_ptr(), 50_000).unwrap();
         assert_eq!((offset, len), (5100, 29_900));
-        let heap = vec![0u8; 10];
+        let heap = Box::new([0u8; 10]);
         assert!(lookup(heap.as_ptr(), 10).is_none());
 
         let ptr = window.as_ptr();
