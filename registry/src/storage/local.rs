@@ -1,13 +1,20 @@
-//! Reading blobs off a local disk for pulls.
+//! Blob bytes on a local disk: pulls and upload writes.
 //!
 //! Large reads are served as file windows (`crate::file_window`): `Bytes`
 //! that the API's sockets send with sendfile, straight from the page cache,
 //! so a pull costs no copy through user space. Small reads are one `read`
-//! into one buffer. The blocking parts (open, map, read-ahead hints) run on
+//! into one buffer.
+//!
+//! Uploads are written in batches on the blocking pool while the next batch
+//! arrives, and a background flush (fdatasync) starts every `FLUSH_EVERY`
+//! bytes: the disk writes while the body still streams in, so the fsync
+//! before the blob is published finds little left to do.
+//!
+//! Everything that blocks (open, map, read-ahead hints, writes) runs on
 //! tokio's blocking pool.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::num::NonZeroU64;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -18,12 +25,17 @@ use futures::stream::{self, StreamExt};
 use rustix::fs::Advice;
 
 use super::{ByteStream, Result, StorageError};
+use crate::digest::Hasher;
 use crate::file_window;
 
 /// Reads below this size are copied into one buffer; mapping is not worth it.
 const SMALL_READ: u64 = 256 * 1024;
 /// Bytes handed to hyper as one window.
 const MAP_WINDOW: u64 = 4 * 1024 * 1024;
+/// Body bytes gathered before one write.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// Bytes written between background flushes.
+const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 async fn blocking<T, F>(f: F) -> Result<T>
 where
@@ -83,6 +95,106 @@ pub fn stream(file: File, range: Range<u64>) -> ByteStream {
         Ok(Some((window, (file, start + len..rest.end))))
     })
     .boxed()
+}
+
+/// Writes `body` to a new file at `path` (creating its directory), feeding
+/// `hasher`. Returns the bytes written. Nothing is fsynced here: whoever
+/// publishes the file syncs it first. On error the file is removed.
+pub async fn write<S, E>(path: PathBuf, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64>
+where
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let create = path.clone();
+    let file = Arc::new(
+        blocking(move || {
+            if let Some(dir) = create.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            File::create(&create)
+        })
+        .await?,
+    );
+    let mut writer = BatchWriter::new(file);
+    let result = async {
+        let mut batch = Vec::new();
+        let mut batched = 0usize;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&chunk);
+            }
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched >= WRITE_BATCH {
+                writer.write(std::mem::take(&mut batch), batched).await?;
+                batched = 0;
+            }
+        }
+        writer.write(batch, batched).await?;
+        writer.finish().await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&path).await;
+    }
+    result
+}
+
+/// Writes batches in order, one in flight while the caller gathers the
+/// next, and keeps one background flush going per `FLUSH_EVERY` bytes.
+struct BatchWriter {
+    file: Arc<File>,
+    in_flight: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    flushing: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    written: u64,
+    flushed_at: u64,
+}
+
+impl BatchWriter {
+    fn new(file: Arc<File>) -> Self {
+        Self {
+            file,
+            in_flight: None,
+            flushing: None,
+            written: 0,
+            flushed_at: 0,
+        }
+    }
+
+    async fn wait_in_flight(&mut self) -> Result<()> {
+        if let Some(task) = self.in_flight.take() {
+            task.await.map_err(io::Error::other)??;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: Vec<Bytes>, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.wait_in_flight().await?;
+        let file = self.file.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            let mut out = &*file;
+            batch.iter().try_for_each(|chunk| out.write_all(chunk))
+        }));
+        self.written += len as u64;
+        let idle = self.flushing.as_ref().is_none_or(|f| f.is_finished());
+        if self.written - self.flushed_at >= FLUSH_EVERY && idle {
+            // Only a head start for the disk: its result is not needed,
+            // the publisher's fsync reports any write error.
+            self.flushed_at = self.written;
+            let file = self.file.clone();
+            self.flushing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        self.wait_in_flight().await?;
+        Ok(self.written)
+    }
 }
 
 fn read_small(mut file: File, range: Range<u64>) -> io::Result<Bytes> {

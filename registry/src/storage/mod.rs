@@ -173,6 +173,10 @@ impl BlobStore {
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        if let Some(root) = &self.local_root {
+            let path = root.join(Self::part_path(upload, part).as_ref());
+            return local::write(path, body, hasher).await;
+        }
         let multipart = self
             .uploads
             .put_multipart(&Self::part_path(upload, part))
