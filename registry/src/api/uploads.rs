@@ -137,6 +137,7 @@ async fn append(state: &AppState, upload: &Upload, req: Req) -> ApiResult<u64> {
         )),
         _ if written == 0 => None,
         _ => {
+            state.blobs.sync_part(&upload.id, &part).await?;
             let new_part = NewPart {
                 name: &part,
                 size: written,

@@ -284,6 +284,14 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Makes a recorded part durable. A session row may outlive a power
+    /// failure (a later full commit carries it to disk); its part must then
+    /// hold the bytes its hash state was computed from, or a later commit
+    /// that trusts that state would publish other bytes under the digest.
+    pub async fn sync_part(&self, upload: &str, part: &str) -> Result<()> {
+        self.make_durable(&Self::part_path(upload, part)).await
+    }
+
     /// Removes one part object of an upload.
     pub async fn delete_upload_part(&self, upload: &str, part: &str) -> Result<()> {
         match self.uploads.delete(&Self::part_path(upload, part)).await {
