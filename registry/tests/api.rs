@@ -542,6 +542,25 @@ async fn manifests_by_tag_and_digest() {
         .put_manifest("app", "spaced", OCI_MANIFEST, &spaced)
         .await;
     assert_eq!(header(&r, "docker-content-digest"), sha256(&spaced));
+
+    // A tag pulled (so cached by the server), then moved or deleted, is
+    // served as it is now.
+    let (_, moved) = api.push_image("app", "v1", b"another layer").await;
+    assert_ne!(moved, digest);
+    let r = api.send(Method::GET, "/v2/app/manifests/v1").await;
+    assert_eq!(header(&r, "docker-content-digest"), moved);
+    let r = api.send(Method::DELETE, "/v2/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = api.send(Method::GET, "/v2/app/manifests/v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = api
+        .send(Method::GET, &format!("/v2/app/manifests/{digest}"))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the old manifest stays by digest"
+    );
 }
 
 #[tokio::test]
