@@ -78,6 +78,13 @@ impl ApiStream {
     }
 }
 
+fn sendfile_unsupported(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP]
+        .iter()
+        .any(|n| e.raw_os_error() == Some(n.raw_os_error()))
+}
+
 impl AsyncRead for ApiStream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -108,7 +115,13 @@ impl AsyncWrite for ApiStream {
         for (i, buf) in bufs.iter().enumerate() {
             if let Some((file, offset, count)) = file_window::lookup(buf.as_ptr(), buf.len()) {
                 if i == 0 {
-                    return self.poll_sendfile(cx, &file, offset, count);
+                    return match ready!(self.poll_sendfile(cx, &file, offset, count)) {
+                        // A file system without sendfile: write the mapped bytes.
+                        Err(e) if sendfile_unsupported(&e) => {
+                            Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..1])
+                        }
+                        done => Poll::Ready(done),
+                    };
                 }
                 return Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..i]);
             }

@@ -137,7 +137,9 @@ async fn append(state: &AppState, upload: &Upload, req: Req) -> ApiResult<u64> {
         )),
         _ if written == 0 => None,
         _ => {
-            state.blobs.sync_part(&upload.id, &part).await?;
+            // The part is on disk already (write_part returns then): a
+            // session row that survives a power failure never describes
+            // bytes that were not written.
             let new_part = NewPart {
                 name: &part,
                 size: written,
@@ -313,11 +315,13 @@ async fn publish_body(
     req: Req,
     session: bool,
 ) -> ApiResult<()> {
+    // Its own part name: two closing PUTs of one session never share a file.
+    let part = format!("whole-{}", uuid::Uuid::new_v4().simple());
     let mut hasher = Hasher::new(digest.algorithm());
     let body = req.body.into_data_stream();
     let size = state
         .blobs
-        .write_part(id, "0", body, Some(&mut hasher))
+        .write_part(id, &part, body, Some(&mut hasher))
         .await?;
     let hashed = hasher.finish();
     if &hashed != digest {
@@ -327,7 +331,7 @@ async fn publish_body(
         ));
     }
     let settings = state.settings(name);
-    let parts = ["0".to_string()];
+    let parts = [part];
     let publication = Publication {
         repo: name,
         digest,

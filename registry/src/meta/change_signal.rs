@@ -14,10 +14,14 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What `current` returns when the file cannot be read: caches must not
+/// trust it (see `manifest_cache`).
+pub const UNREADABLE: u64 = u64::MAX;
+
 pub struct ChangeSignal {
     file: Option<File>,
-    /// The value this process writes next (and, without a file, the value).
-    next: AtomicU64,
+    /// The last value this process wrote (without a file: the value).
+    last: AtomicU64,
 }
 
 impl ChangeSignal {
@@ -31,7 +35,7 @@ impl ChangeSignal {
             .open(path)?;
         let signal = Self {
             file: Some(file),
-            next: AtomicU64::new(Self::process_base()),
+            last: AtomicU64::new(Self::process_base()),
         };
         // A process that died between its commit and its signal leaves
         // caches stale; starting up is a change as far as anyone knows.
@@ -43,34 +47,43 @@ impl ChangeSignal {
     pub fn in_process() -> Self {
         Self {
             file: None,
-            next: AtomicU64::new(1),
+            last: AtomicU64::new(1),
         }
     }
 
+    /// A prefix no other process uses (random; without entropy, the pid and
+    /// the clock), in the high 32 bits.
     fn process_base() -> u64 {
         let mut bytes = [0u8; 4];
-        let _ = getrandom::fill(&mut bytes);
-        u64::from(u32::from_le_bytes(bytes)) << 32
+        let prefix = match getrandom::fill(&mut bytes) {
+            Ok(()) => u32::from_le_bytes(bytes),
+            Err(_) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                std::process::id() ^ nanos
+            }
+        };
+        u64::from(prefix) << 32
     }
 
     /// The current value; any change since an earlier read makes it differ.
-    /// An unreadable file reads as a value no one writes, so a cache that
-    /// trusts it misses instead of serving stale entries.
+    /// `UNREADABLE` if the file cannot be read.
     pub fn current(&self) -> u64 {
         let Some(file) = &self.file else {
-            return self.next.load(Ordering::Acquire);
+            return self.last.load(Ordering::Acquire);
         };
         let mut bytes = [0u8; 8];
         match file.read_at(&mut bytes, 0) {
             Ok(8) => u64::from_le_bytes(bytes),
-            _ => u64::MAX,
+            _ => UNREADABLE,
         }
     }
 
     /// Announces a committed change. Call after the commit, never before:
     /// a reader that saw the old value then reads the new data, or misses.
     pub fn changed(&self) {
-        let value = self.next.fetch_add(1, Ordering::AcqRel) + 1;
+        let value = self.last.fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(file) = &self.file
             && let Err(e) = file.write_at(&value.to_le_bytes(), 0)
         {

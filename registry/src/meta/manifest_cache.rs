@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::change_signal::ChangeSignal;
+use super::change_signal::{ChangeSignal, UNREADABLE};
 use super::{ManifestRecord, Reference};
 
 /// How long an entry is trusted at most.
@@ -79,6 +79,10 @@ impl ManifestCache {
     /// The cached record, or a ticket to fill it with after querying.
     pub fn get(&self, repo: &str, reference: Reference<'_>) -> Result<ManifestRecord, Ticket> {
         let generation = self.signal.current();
+        if generation == UNREADABLE {
+            // Other processes' changes cannot be seen: no cache at all.
+            return Err(Ticket(generation));
+        }
         let mut state = self.lock();
         if state.generation != generation {
             state.entries.clear();
@@ -101,6 +105,9 @@ impl ManifestCache {
         record: &ManifestRecord,
     ) {
         let size = record.content.len();
+        if ticket.0 == UNREADABLE {
+            return;
+        }
         let mut state = self.lock();
         if state.generation != ticket.0 || self.signal.current() != ticket.0 {
             return;
@@ -173,6 +180,12 @@ mod tests {
         cache.fill(ticket, "a", tag, &record("sha256:1"));
         assert!(cache.get("a", tag).is_ok());
         other.changed();
+        assert!(cache.get("a", tag).is_err());
+
+        // A signal that cannot be read turns the cache off, fills included.
+        std::fs::File::create(&path).unwrap(); // truncated: reads short
+        let ticket = cache.get("a", tag).unwrap_err();
+        cache.fill(ticket, "a", tag, &record("sha256:1"));
         assert!(cache.get("a", tag).is_err());
     }
 }

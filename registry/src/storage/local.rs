@@ -8,7 +8,7 @@
 //! Uploads are written in batches on the blocking pool while the next batch
 //! arrives, and a background flush (fdatasync) starts every `FLUSH_EVERY`
 //! bytes: the disk writes while the body still streams in, so the fsync
-//! before the blob is published finds little left to do.
+//! that ends every write finds little left to do.
 //!
 //! Everything that blocks (open, map, read-ahead hints, writes) runs on
 //! tokio's blocking pool.
@@ -97,9 +97,11 @@ pub fn stream(file: File, range: Range<u64>) -> ByteStream {
     .boxed()
 }
 
-/// Writes `body` to a new file at `path` (creating its directory), feeding
-/// `hasher`. Returns the bytes written. Nothing is fsynced here: whoever
-/// publishes the file syncs it first. On error the file is removed.
+/// Writes `body` to a new file at `path` (creating its directory; the name
+/// must be new), feeding `hasher`. Returns the bytes written once they are
+/// on disk (fsynced on the descriptor that wrote them, so no write error can
+/// go unseen). When an error is returned the file is removed; a request
+/// dropped midway leaves it to the idle-upload sweep.
 pub async fn write<S, E>(path: PathBuf, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64>
 where
     S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
@@ -111,7 +113,7 @@ where
             if let Some(dir) = create.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            File::create(&create)
+            File::options().write(true).create_new(true).open(&create)
         })
         .await?,
     );
@@ -169,6 +171,15 @@ impl BatchWriter {
         Ok(())
     }
 
+    /// Waits for the background flush, if one runs, and reports its error:
+    /// once a flush has seen a write error, a later fsync may not.
+    async fn wait_flushing(&mut self) -> Result<()> {
+        if let Some(task) = self.flushing.take() {
+            task.await.map_err(io::Error::other)??;
+        }
+        Ok(())
+    }
+
     async fn write(&mut self, batch: Vec<Bytes>, len: usize) -> Result<()> {
         if len == 0 {
             return Ok(());
@@ -182,8 +193,8 @@ impl BatchWriter {
         self.written += len as u64;
         let idle = self.flushing.as_ref().is_none_or(|f| f.is_finished());
         if self.written - self.flushed_at >= FLUSH_EVERY && idle {
-            // Only a head start for the disk: its result is not needed,
-            // the publisher's fsync reports any write error.
+            // A head start for the disk, so the final fsync has little left.
+            self.wait_flushing().await?;
             self.flushed_at = self.written;
             let file = self.file.clone();
             self.flushing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
@@ -191,8 +202,12 @@ impl BatchWriter {
         Ok(())
     }
 
+    /// Waits for every write and flush, then fsyncs.
     async fn finish(mut self) -> Result<u64> {
         self.wait_in_flight().await?;
+        self.wait_flushing().await?;
+        let file = self.file.clone();
+        blocking(move || file.sync_all()).await?;
         Ok(self.written)
     }
 }
@@ -212,6 +227,30 @@ mod tests {
     async fn collect(s: ByteStream) -> Vec<u8> {
         let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
         chunks.concat()
+    }
+
+    #[tokio::test]
+    async fn writes_hash_every_byte_and_never_reuse_a_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload/part");
+        let chunks: Vec<std::result::Result<Bytes, io::Error>> = (0..40u8)
+            .map(|i| Ok(Bytes::from(vec![i; 100_000])))
+            .collect();
+        let expected: Vec<u8> = (0..40u8).flat_map(|i| vec![i; 100_000]).collect();
+        let mut hasher = Hasher::new(crate::digest::Algorithm::Sha256);
+        let written = write(path.clone(), stream::iter(chunks), Some(&mut hasher))
+            .await
+            .unwrap();
+        assert_eq!(written, expected.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        assert_eq!(
+            hasher.finish(),
+            crate::digest::Digest::of(crate::digest::Algorithm::Sha256, &expected)
+        );
+        // A second write to the same name fails instead of truncating it.
+        let again = stream::iter(vec![Ok::<_, io::Error>(Bytes::from_static(b"x"))]);
+        assert!(write(path.clone(), again, None).await.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
     }
 
     #[tokio::test]

@@ -54,9 +54,10 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
-    /// Where upload parts are written: the same store, but on a local disk
-    /// without fsync. Parts are scratch until commit, which makes the bytes
-    /// durable once (`make_durable`) before they become a blob.
+    /// Where upload parts are read, listed and deleted: the same store, but
+    /// on a local disk without object_store's fsyncs of staging files and
+    /// directories (parts there are written by `local::write`, which fsyncs
+    /// each part once, on the descriptor that wrote it).
     uploads: Arc<dyn ObjectStore>,
     /// The directory behind a local filesystem store: object_store leaves
     /// empty directories and the staging files of interrupted writes behind,
@@ -159,9 +160,10 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Writes one chunk of an upload as its own object, feeding every byte to
-    /// `hasher`. Returns the number of bytes written. Nothing is kept in
-    /// memory beyond the multipart buffer.
+    /// Writes one chunk of an upload as its own object (`part` must be a
+    /// name no other write of the upload uses), feeding every byte to
+    /// `hasher`. Returns the number of bytes written, once they are durable.
+    /// Nothing is kept in memory beyond one write batch.
     pub async fn write_part<S, E>(
         &self,
         upload: &str,
@@ -242,20 +244,23 @@ impl BlobStore {
         }
         let target = Self::blob_path(expected);
         // One part whose digest we know: a rename, no copy.
+        // (Parts are durable once written; the rename of the blob store
+        // fsyncs the blob's directory.)
         if let ([part], Some(_)) = (parts, hashed.as_ref()) {
             let from = Self::part_path(upload, part);
             let size = self.uploads.head(&from).await?.size;
-            self.make_durable(&from).await?;
             self.store.rename(&from, &target).await?;
             return Ok(size);
         }
-        // Otherwise concatenate into a staging object while hashing, then rename.
-        let staging = Self::part_path(upload, "assembled");
+        // Otherwise concatenate into a staging object while hashing, then
+        // rename. Its own name: two commits of one session never share it.
+        let assembled = format!("assembled-{}", uuid::Uuid::new_v4().simple());
+        let staging = Self::part_path(upload, &assembled);
         let mut hasher = Hasher::new(expected.algorithm());
         let size = self
             .write_part(
                 upload,
-                "assembled",
+                &assembled,
                 self.parts_stream(upload, parts),
                 Some(&mut hasher),
             )
@@ -265,31 +270,8 @@ impl BlobStore {
             let _ = self.uploads.delete(&staging).await;
             return Err(mismatch(&actual));
         }
-        self.make_durable(&staging).await?;
         self.store.rename(&staging, &target).await?;
         Ok(size)
-    }
-
-    /// Flushes an upload object's bytes to disk before it is renamed into
-    /// place (the rename itself is made durable by the blob store, which
-    /// fsyncs the directory). Object stores are durable on write already.
-    async fn make_durable(&self, path: &Path) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let file = root.join(path.as_ref());
-        tokio::task::spawn_blocking(move || std::fs::File::open(file)?.sync_all())
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(())
-    }
-
-    /// Makes a recorded part durable. A session row may outlive a power
-    /// failure (a later full commit carries it to disk); its part must then
-    /// hold the bytes its hash state was computed from, or a later commit
-    /// that trusts that state would publish other bytes under the digest.
-    pub async fn sync_part(&self, upload: &str, part: &str) -> Result<()> {
-        self.make_durable(&Self::part_path(upload, part)).await
     }
 
     /// Removes one part object of an upload.

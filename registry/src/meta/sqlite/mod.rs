@@ -1,10 +1,11 @@
-//! The embedded metadata store: SQLite in WAL mode, fully synchronous (a
-//! commit is on disk before the client hears about it). Writes go through a
-//! single connection so they queue in order instead of fighting over locks;
-//! reads use a pool, and manifest lookups go through an in-process cache
-//! (`manifest_cache`) that every change to tags or manifests invalidates.
-//! Maintenance queries (gc, retention, usage, quotas) are
-//! in `maintenance.rs`.
+//! The embedded metadata store: SQLite in WAL mode. What a client is told
+//! is stored is on disk before it hears about it (`Durability::Full`);
+//! upload sessions and blob claims survive a process crash
+//! (`Durability::Process`). Writes go through a single connection so they
+//! queue in order instead of fighting over locks; reads use a pool, and
+//! manifest lookups go through an in-process cache (`manifest_cache`) that
+//! every change to tags or manifests invalidates. Maintenance queries (gc,
+//! retention, usage, quotas) are in `maintenance.rs`.
 
 mod maintenance;
 
