@@ -32,6 +32,13 @@ fn accepted(name: &str, id: &str, size: u64, status: StatusCode) -> Response {
     response
 }
 
+fn digest_mismatch(actual: &Digest, expected: &Digest) -> ApiError {
+    ApiError::new(
+        Code::DigestInvalid,
+        format!("uploaded content has digest {actual}, not {expected}"),
+    )
+}
+
 fn created(name: &str, digest: &Digest) -> Response {
     let mut response = StatusCode::CREATED.into_response();
     let headers = response.headers_mut();
@@ -178,10 +185,7 @@ async fn commit(state: &AppState, name: &str, upload: &Upload, digest: &Digest) 
     };
     if let Some(actual) = hashed.as_ref().filter(|h| *h != digest) {
         discard(state, &upload.id).await?;
-        return Err(ApiError::new(
-            Code::DigestInvalid,
-            format!("uploaded content has digest {actual}, not {digest}"),
-        ));
+        return Err(digest_mismatch(actual, digest));
     }
     let settings = state.settings(name);
     let publication = Publication {
@@ -281,10 +285,7 @@ async fn publish_whole(
     }
     let hashed = Digest::of(digest.algorithm(), &data);
     if &hashed != digest {
-        return Err(ApiError::new(
-            Code::DigestInvalid,
-            format!("uploaded content has digest {hashed}, not {digest}"),
-        ));
+        return Err(digest_mismatch(&hashed, digest));
     }
     let settings = state.settings(name);
     let publication = Publication {
@@ -325,10 +326,7 @@ async fn publish_body(
         .await?;
     let hashed = hasher.finish();
     if &hashed != digest {
-        return Err(ApiError::new(
-            Code::DigestInvalid,
-            format!("uploaded content has digest {hashed}, not {digest}"),
-        ));
+        return Err(digest_mismatch(&hashed, digest));
     }
     let settings = state.settings(name);
     let parts = [part];
