@@ -473,6 +473,77 @@ async fn token_flow_grants_the_intersection_and_is_checked_on_every_request() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// An automatic mount (`?mount=` without `from`) only links a blob from a
+/// repository the caller may pull; otherwise it is a new upload, answered
+/// exactly as for a digest stored nowhere.
+#[tokio::test]
+async fn automatic_mount_never_leaks_a_blob_the_caller_cannot_pull() {
+    let s = Secured::start(&[]);
+    let robot = Some((ROBOT, ROBOT_SECRET));
+    let alice = Some(("alice", "alice-pw"));
+    // A layer only the robot's repository holds (alice may not pull ci/*).
+    let secret = b"layer that lives only in ci/secret";
+    assert_eq!(
+        s.push_blob("ci/secret", secret, robot).await.status(),
+        StatusCode::CREATED
+    );
+    // A layer alice may read (public/*).
+    let public = b"layer in a public repository";
+    assert_eq!(
+        s.push_blob("public/base", public, alice).await.status(),
+        StatusCode::CREATED
+    );
+    let mount = |digest: String| {
+        s.req(
+            Method::POST,
+            &format!("/v2/team/app/blobs/uploads/?mount={digest}"),
+            alice,
+        )
+        .send()
+    };
+
+    let leaked = mount(sha256(secret)).await.unwrap();
+    let nowhere = mount(sha256(b"stored nowhere")).await.unwrap();
+    assert_eq!(leaked.status(), StatusCode::ACCEPTED);
+    assert_eq!(nowhere.status(), StatusCode::ACCEPTED);
+    let shape = |r: &Response| {
+        let mut names: Vec<String> = r
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .filter(|k| k != "date" && k != "x-request-id")
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(shape(&leaked), shape(&nowhere));
+    let r = s
+        .req(
+            Method::GET,
+            &format!("/v2/team/app/blobs/{}", sha256(secret)),
+            alice,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+
+    // From a repository alice may pull, the automatic mount links it.
+    let r = mount(sha256(public)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
+        .req(
+            Method::GET,
+            &format!("/v2/team/app/blobs/{}", sha256(public)),
+            alice,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap(), &public[..]);
+}
+
 #[tokio::test]
 async fn expired_tokens_are_refused() {
     let s = Secured::start(&["--token-expiry-seconds", "1"]);

@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::access::{self, Caller};
 use super::blobs::parse_digest;
 use super::errors::{ApiError, ApiResult, Code};
 use super::{AppState, Req, hv};
@@ -218,8 +219,7 @@ pub async fn start(state: &AppState, name: &str, req: Req) -> ApiResult {
                 ));
             }
             Some(from) => state.meta.repository_blob(from, &digest).await?.is_some(),
-            // Automatic mount (spec 1.1): any repository may hold it.
-            None => state.meta.blob(&digest).await?.is_some(),
+            None => automatic_mount_source(state, &req.caller, &digest).await?,
         };
         if source
             && state
@@ -236,6 +236,31 @@ pub async fn start(state: &AppState, name: &str, req: Req) -> ApiResult {
     let id = uuid::Uuid::new_v4().to_string();
     state.meta.create_upload(name, &id).await?;
     Ok(accepted(name, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// Repositories an automatic mount (spec 1.1: `?mount=` without `from`)
+/// looks at for the blob.
+const AUTOMATIC_MOUNT_CANDIDATES: u32 = 1000;
+
+/// Whether an automatic mount may link `digest`: only from a repository the
+/// caller may pull, so that it never hands out bytes the caller could not
+/// read, nor tells whether a digest exists elsewhere (a refused mount is a
+/// new upload session, the same answer as for a digest stored nowhere).
+async fn automatic_mount_source(
+    state: &AppState,
+    caller: &Caller,
+    digest: &Digest,
+) -> ApiResult<bool> {
+    if state.access.is_none() {
+        return Ok(state.meta.blob(digest).await?.is_some());
+    }
+    let holders = state
+        .meta
+        .blob_repositories(digest, AUTOMATIC_MOUNT_CANDIDATES)
+        .await?;
+    Ok(holders
+        .iter()
+        .any(|repo| access::may_pull(state, caller, repo)))
 }
 
 /// `POST ?digest=` with the whole blob as body.

@@ -244,6 +244,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn repository_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>>;
     /// Size of a committed blob, in any repository.
     async fn blob(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// Repositories that link `digest` (at most `limit`, by name): the
+    /// candidates of an automatic mount.
+    async fn blob_repositories(&self, digest: &Digest, limit: u32) -> Result<Vec<String>>;
     /// Before publishing an upload's bytes as `digest`: refuses if the
     /// quotas would be exceeded; links at once if the blob is stored and the
     /// caller `verified` the bytes; else records a claim that keeps gc away

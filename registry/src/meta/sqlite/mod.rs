@@ -238,6 +238,17 @@ impl MetaStore for SqliteMeta {
         Ok(size.map(|s| s as u64))
     }
 
+    async fn blob_repositories(&self, digest: &Digest, limit: u32) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = $1 ORDER BY r.name LIMIT $2",
+        )
+        .bind(digest.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     async fn claim_blob(
         &self,
         repo: &str,
