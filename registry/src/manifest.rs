@@ -46,10 +46,45 @@ pub struct ParsedManifest {
     pub artifact_type: Option<String>,
     pub subject: Option<Digest>,
     pub annotations: Option<BTreeMap<String, String>>,
-    /// Blobs (config and layers) that must exist in the repository.
-    pub blobs: Vec<Digest>,
+    /// Blobs (config and layers) that must exist in the repository, with
+    /// the size each descriptor claims.
+    pub blobs: Vec<Descriptor>,
     /// Child manifests (of an index) that must exist in the repository.
-    pub manifests: Vec<Digest>,
+    pub manifests: Vec<Descriptor>,
+}
+
+/// What a manifest says of content it refers to. The size must be the size
+/// of the stored content: clients trust it when they pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// A descriptor whose size is not the stored content's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "descriptor of {digest} says {declared} bytes, but the registry holds {stored} bytes for that digest"
+)]
+pub struct SizeMismatch {
+    pub digest: Digest,
+    pub declared: u64,
+    pub stored: u64,
+}
+
+impl Descriptor {
+    /// SizeMismatch unless `stored` (the stored content's size) is the size
+    /// this descriptor claims.
+    pub fn check_size(&self, stored: u64) -> Result<(), SizeMismatch> {
+        if self.size == stored {
+            return Ok(());
+        }
+        Err(SizeMismatch {
+            digest: self.digest.clone(),
+            declared: self.size,
+            stored,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,7 +110,7 @@ struct RawManifest {
     annotations: Option<BTreeMap<String, String>>,
 }
 
-fn descriptor(field: &str, d: &RawDescriptor) -> Result<Digest, ManifestError> {
+fn descriptor(field: &str, d: &RawDescriptor) -> Result<Descriptor, ManifestError> {
     let err = |reason: String| ManifestError::Descriptor {
         field: field.to_string(),
         reason,
@@ -83,15 +118,17 @@ fn descriptor(field: &str, d: &RawDescriptor) -> Result<Digest, ManifestError> {
     if d.media_type.as_deref().is_none_or(str::is_empty) {
         return Err(err("mediaType is missing".into()));
     }
-    match d.size {
-        Some(s) if s >= 0 => {}
+    let size = match d.size {
+        Some(s) if s >= 0 => s as u64,
         _ => return Err(err("size is missing or negative".into())),
-    }
+    };
     let digest = d
         .digest
         .as_deref()
-        .ok_or_else(|| err("digest is missing".into()))?;
-    digest.parse().map_err(|e| err(format!("{e}")))
+        .ok_or_else(|| err("digest is missing".into()))?
+        .parse()
+        .map_err(|e| err(format!("{e}")))?;
+    Ok(Descriptor { digest, size })
 }
 
 /// Strips parameters (`; charset=utf-8`) from a Content-Type value.
@@ -139,7 +176,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
     let subject = raw
         .subject
         .as_ref()
-        .map(|s| descriptor("subject", s))
+        .map(|s| descriptor("subject", s).map(|d| d.digest))
         .transpose()?;
 
     let mut blobs = Vec::new();
@@ -154,19 +191,24 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
             manifests.push(descriptor(&format!("manifests[{i}]"), d)?);
         }
     } else {
-        // Old SIF pushes carry a null config; accept it, as DESIGN.md asks.
-        if let Some(config) = &raw.config {
-            blobs.push(descriptor("config", config)?);
-            if artifact_type.is_none() {
-                artifact_type = config.media_type.clone();
-            }
+        // The image spec requires a config. No client sends an image
+        // manifest without one: old Singularity `oras://` pushes send a
+        // descriptor of zero bytes (sha256:e3b0…, size 0), which is accepted
+        // like any other config.
+        let config = raw.config.as_ref().ok_or(ManifestError::Descriptor {
+            field: "config".into(),
+            reason: "an image manifest must have a config descriptor".into(),
+        })?;
+        blobs.push(descriptor("config", config)?);
+        if artifact_type.is_none() {
+            artifact_type = config.media_type.clone();
         }
         for (i, d) in raw.layers.iter().flatten().enumerate() {
-            let digest = descriptor(&format!("layers[{i}]"), d)?;
+            let layer = descriptor(&format!("layers[{i}]"), d)?;
             // Non-distributable layers name URLs to fetch them from; clients
             // never upload them, so they are not required to be here.
             if d.urls.as_ref().is_none_or(Vec::is_empty) {
-                blobs.push(digest);
+                blobs.push(layer);
             }
         }
     }
@@ -227,6 +269,21 @@ mod tests {
             parse(br#"{"schemaVersion":1}"#, None),
             Err(ManifestError::SchemaVersion)
         );
+        for no_config in [
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","layers":[]}}"#),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":null,"layers":[]}}"#
+            ),
+            format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","layers":[]}}"#),
+        ] {
+            assert!(
+                matches!(
+                    parse(no_config.as_bytes(), None),
+                    Err(ManifestError::Descriptor { ref field, .. }) if field == "config"
+                ),
+                "{no_config}"
+            );
+        }
         let bad = r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:x","size":1},"layers":[]}"#;
         assert!(matches!(
             parse(bad.as_bytes(), None),

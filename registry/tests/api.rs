@@ -84,7 +84,7 @@ impl Api {
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 15},
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 14},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}]
         }))
         .unwrap();

@@ -10,8 +10,8 @@ use super::blobs::parse_digest;
 use super::errors::{ApiError, ApiResult, Code};
 use super::{AppState, Req, hv};
 use crate::digest::{Algorithm, Digest};
-use crate::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::meta::{NewManifest, Reference};
+use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
+use crate::meta::{MetaError, NewManifest, Reference};
 use crate::names::is_valid_tag;
 use crate::publish::{Publication, publish};
 
@@ -137,27 +137,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
             return Err(immutable(tag, pattern));
         }
     }
-    for content in WELL_KNOWN {
-        let d = Digest::of(Algorithm::Sha256, content);
-        if parsed.blobs.contains(&d) && state.meta.repository_blob(name, &d).await?.is_none() {
-            let publication = Publication {
-                repo: name,
-                digest: &d,
-                size: content.len() as u64,
-                verified: true,
-                quotas: &settings.quotas,
-                upload: None,
-            };
-            publish(state.meta.as_ref(), publication, || async {
-                state
-                    .blobs
-                    .put_verified(&d, Bytes::from_static(content))
-                    .await?;
-                Ok(content.len() as u64)
-            })
-            .await?;
-        }
-    }
+    publish_well_known(state, name, &parsed.blobs, &settings.quotas).await?;
 
     let annotations = parsed
         .annotations
@@ -221,8 +201,72 @@ pub async fn delete(state: &AppState, name: &str, reference: &str) -> ApiResult 
     }
 }
 
+/// Stores and links the well-known blobs the manifest references without
+/// their having been uploaded. Only once everything else the manifest
+/// refers to is known to be right, so that a refused manifest leaves no
+/// link behind (the metadata store checks it all again, atomically).
+async fn publish_well_known(
+    state: &AppState,
+    name: &str,
+    blobs: &[Descriptor],
+    quotas: &[crate::settings::Quota],
+) -> ApiResult<()> {
+    let mut missing = Vec::new();
+    for blob in blobs {
+        let Some(content) = WELL_KNOWN
+            .into_iter()
+            .find(|c| Digest::of(blob.digest.algorithm(), c) == blob.digest)
+        else {
+            continue;
+        };
+        blob.check_size(content.len() as u64)
+            .map_err(MetaError::from)?;
+        if state
+            .meta
+            .repository_blob(name, &blob.digest)
+            .await?
+            .is_none()
+        {
+            missing.push((blob, content));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for blob in blobs
+        .iter()
+        .filter(|b| !missing.iter().any(|(m, _)| m.digest == b.digest))
+    {
+        let stored = state
+            .meta
+            .repository_blob(name, &blob.digest)
+            .await?
+            .ok_or_else(|| MetaError::BlobUnknown(blob.digest.to_string()))?;
+        blob.check_size(stored).map_err(MetaError::from)?;
+    }
+    for (blob, content) in missing {
+        let publication = Publication {
+            repo: name,
+            digest: &blob.digest,
+            size: content.len() as u64,
+            verified: true,
+            quotas,
+            upload: None,
+        };
+        publish(state.meta.as_ref(), publication, || async {
+            state
+                .blobs
+                .put_verified(&blob.digest, Bytes::from_static(content))
+                .await?;
+            Ok(content.len() as u64)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 fn immutable(tag: &str, pattern: &str) -> ApiError {
-    ApiError::from(crate::meta::MetaError::TagImmutable {
+    ApiError::from(MetaError::TagImmutable {
         tag: tag.to_string(),
         pattern: pattern.to_string(),
     })

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 pub use sqlite::SqliteMeta;
 
 use crate::digest::Digest;
+use crate::manifest::{Descriptor, SizeMismatch};
 use crate::settings::Quota;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum MetaError {
         usage: u64,
         adding: u64,
     },
+    #[error(transparent)]
+    SizeMismatch(#[from] SizeMismatch),
     #[error("blob {0} was collected while it was being published; retry the upload")]
     ClaimLost(String),
     #[error("tag `{tag}` is immutable (matches `{pattern}`): it cannot be moved or deleted")]
@@ -70,8 +73,8 @@ pub struct NewManifest<'a> {
     /// Annotations as a JSON object, kept for the referrers API.
     pub annotations: Option<String>,
     pub content: &'a [u8],
-    pub blobs: &'a [Digest],
-    pub manifests: &'a [Digest],
+    pub blobs: &'a [Descriptor],
+    pub manifests: &'a [Descriptor],
     /// Tags to point at it.
     pub tags: &'a [String],
     /// Limits the repository's usage must stay under (checked in the write).
@@ -288,7 +291,8 @@ pub trait MetaStore: Send + Sync + 'static {
         reference: Reference<'_>,
     ) -> Result<Option<ManifestRecord>>;
     /// Stores a manifest and its tags; fails with BlobUnknown/ManifestUnknown
-    /// if a reference is missing.
+    /// if a reference is missing, SizeMismatch if a descriptor's size is not
+    /// the stored content's.
     async fn put_manifest(&self, repo: &str, manifest: NewManifest<'_>) -> Result<()>;
     /// Deletes a manifest and every tag pointing at it. False if unknown;
     /// TagImmutable if one of its tags matches `immutable_tags`.

@@ -426,28 +426,28 @@ impl MetaStore for SqliteMeta {
         let mut tx = self.begin(Durability::Full).await?;
         let repo_id = ensure_repository(&mut tx, repo).await?;
         for blob in m.blobs {
-            let present: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+            let stored: Option<i64> = sqlx::query_scalar(
+                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                 WHERE rb.repository_id = $1 AND rb.digest = $2",
             )
             .bind(repo_id)
-            .bind(blob.to_string())
+            .bind(blob.digest.to_string())
             .fetch_optional(&mut *tx)
             .await?;
-            if present.is_none() {
-                return Err(MetaError::BlobUnknown(blob.to_string()));
-            }
+            let stored = stored.ok_or_else(|| MetaError::BlobUnknown(blob.digest.to_string()))?;
+            blob.check_size(stored.max(0) as u64)?;
         }
         for child in m.manifests {
-            let present: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2",
+            let stored: Option<i64> = sqlx::query_scalar(
+                "SELECT length(content) FROM manifests WHERE repository_id = $1 AND digest = $2",
             )
             .bind(repo_id)
-            .bind(child.to_string())
+            .bind(child.digest.to_string())
             .fetch_optional(&mut *tx)
             .await?;
-            if present.is_none() {
-                return Err(MetaError::ManifestUnknown(child.to_string()));
-            }
+            let stored =
+                stored.ok_or_else(|| MetaError::ManifestUnknown(child.digest.to_string()))?;
+            child.check_size(stored.max(0) as u64)?;
         }
         let digest = m.digest.to_string();
         for tag in m.tags {
@@ -506,8 +506,8 @@ impl MetaStore for SqliteMeta {
         let children = m
             .blobs
             .iter()
-            .map(|d| (d, false))
-            .chain(m.manifests.iter().map(|d| (d, true)));
+            .map(|d| (&d.digest, false))
+            .chain(m.manifests.iter().map(|d| (&d.digest, true)));
         for (child, is_manifest) in children {
             sqlx::query(
                 "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, is_manifest)
