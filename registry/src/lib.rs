@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod file_window;
+pub mod full_disk;
 pub mod listener;
 pub mod maintenance;
 pub mod manifest;

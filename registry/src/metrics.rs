@@ -130,6 +130,21 @@ pub static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Writes refused because a store's disk was full, by store (`metadata`,
+/// `blobs`).
+pub static STORAGE_FULL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "berth_storage_full_total",
+                "Requests refused because the disk of a store was full.",
+            ),
+            &["store"],
+        )
+        .expect("static metric definition"),
+    )
+});
+
 /// Touches every metric so that it is exported (at zero) from the start.
 pub fn init() {
     for endpoint in ["registry", "token"] {
@@ -139,6 +154,9 @@ pub fn init() {
     for route in crate::api::observe::ROUTES {
         HTTP_REQUEST_BYTES.with_label_values(&[route]);
         HTTP_RESPONSE_BYTES.with_label_values(&[route]);
+    }
+    for store in ["metadata", "blobs"] {
+        STORAGE_FULL.with_label_values(&[store]);
     }
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_DURATION);

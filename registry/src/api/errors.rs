@@ -29,6 +29,9 @@ pub enum Code {
     Unsupported,
     PaginationNumberInvalid,
     RangeInvalid,
+    /// The registry cannot do it now (a full disk, a store that does not
+    /// answer); distribution's code for 503s.
+    Unavailable,
     Unknown,
 }
 
@@ -51,6 +54,7 @@ impl Code {
             Code::Unsupported => "UNSUPPORTED",
             Code::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Code::RangeInvalid => "RANGE_INVALID",
+            Code::Unavailable => "UNAVAILABLE",
             Code::Unknown => "UNKNOWN",
         }
     }
@@ -73,6 +77,7 @@ impl Code {
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +94,8 @@ pub struct ApiError {
     pub range: Option<String>,
     /// `WWW-Authenticate` on a 401.
     pub challenge: Option<HeaderValue>,
+    /// `Retry-After` (seconds) on a 429 or 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -99,6 +106,7 @@ impl ApiError {
             message: message.into(),
             range: None,
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -111,12 +119,39 @@ impl ApiError {
         tracing::error!(error = %what, "internal error");
         Self::new(Code::Unknown, "internal server error; see the registry log")
     }
+
+    /// 503 for a conflict that resolves itself (gc finishing with a digest):
+    /// the client should retry shortly.
+    fn retry_soon(what: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(Code::Unavailable, what.to_string());
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// A write refused because `store`'s disk is full: 507, and said so to
+    /// the client, in the log and in the metrics. Nothing was stored.
+    fn storage_full(store: &'static str, what: impl std::fmt::Display) -> Self {
+        tracing::error!(store, error = %what, "storage is full: the write was refused");
+        crate::metrics::STORAGE_FULL
+            .with_label_values(&[store])
+            .inc();
+        Self::new(
+            Code::Unavailable,
+            format!(
+                "the registry's {store} storage is full; nothing was stored. Retry once space is freed"
+            ),
+        )
+        .with_status(StatusCode::INSUFFICIENT_STORAGE)
+    }
 }
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
 
 impl From<MetaError> for ApiError {
     fn from(e: MetaError) -> Self {
+        if crate::full_disk::is_full(&e) {
+            return Self::storage_full("metadata", e);
+        }
         match e {
             MetaError::BlobUnknown(d) => Self::new(
                 Code::ManifestBlobUnknown,
@@ -126,12 +161,11 @@ impl From<MetaError> for ApiError {
                 Code::ManifestBlobUnknown,
                 format!("manifest {d} referenced by the index is not in this repository"),
             ),
+            e @ MetaError::SizeMismatch(_) => Self::new(Code::ManifestInvalid, e.to_string()),
             e @ (MetaError::QuotaExceeded { .. } | MetaError::TagImmutable { .. }) => {
                 Self::new(Code::Denied, e.to_string())
             }
-            e @ MetaError::ClaimLost(_) => {
-                Self::new(Code::Unknown, e.to_string()).with_status(StatusCode::SERVICE_UNAVAILABLE)
-            }
+            e @ MetaError::ClaimLost(_) => Self::retry_soon(e),
             other => Self::internal(other),
         }
     }
@@ -142,14 +176,16 @@ impl From<PublishError> for ApiError {
         match e {
             PublishError::Meta(e) => e.into(),
             PublishError::Storage(e) => e.into(),
-            busy @ PublishError::Busy(_) => Self::new(Code::Unknown, busy.to_string())
-                .with_status(StatusCode::SERVICE_UNAVAILABLE),
+            busy @ PublishError::Busy(_) => Self::retry_soon(busy),
         }
     }
 }
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if crate::full_disk::is_full(&e) {
+            return Self::storage_full("blobs", e);
+        }
         match e {
             StorageError::DigestMismatch { expected, actual } => Self::new(
                 Code::DigestInvalid,
@@ -170,6 +206,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert("www-authenticate", challenge);
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(seconds));
         }
         if let Some(range) = self.range.and_then(|r| HeaderValue::from_str(&r).ok()) {
             response.headers_mut().insert("range", range);

@@ -137,8 +137,11 @@ where
         writer.finish().await
     }
     .await;
-    if result.is_err() {
+    if let Err(e) = &result {
         let _ = tokio::fs::remove_file(&path).await;
+        if !matches!(e, StorageError::Body(_)) {
+            super::drain(&mut body).await;
+        }
     }
     result
 }

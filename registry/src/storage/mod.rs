@@ -51,6 +51,29 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// A stream of blob bytes, as served to clients.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
+/// Request body bytes read and dropped after a write failed, so that the
+/// client, still sending, gets to read the error (a server that closes with
+/// unread bytes resets the connection, and the answer is lost).
+const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads and discards what is left of `body`, up to the drain limits.
+async fn drain<S, E>(body: &mut S)
+where
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+{
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = body.next().await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,

@@ -70,6 +70,7 @@ impl SqliteMeta {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_release(|conn, _| Box::pin(discard_if_in_transaction(conn)))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
@@ -116,6 +117,27 @@ impl SqliteMeta {
         tx.commit().await?;
         Ok(done)
     }
+}
+
+/// Whether the writer connection may go back to the pool: not while it is
+/// still inside a transaction. A COMMIT that failed (the disk was full, say)
+/// leaves sqlx's transaction depth behind and every later BEGIN would fail
+/// until a restart; such a connection is closed instead, and the pool opens
+/// a clean one for the next write. (A rollback queued by a dropped
+/// transaction is flushed by the ping before the depth is looked at.)
+async fn discard_if_in_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "a write transaction did not end cleanly; reopening the database connection"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// How far a committed write has reached when `commit` returns.
