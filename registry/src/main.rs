@@ -242,12 +242,16 @@ fn main() -> ExitCode {
                 "deleted"
             };
             println!(
-                "gc {verb}: {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes); {} repositories in {:.3} s",
+                "gc {verb}: {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes), \
+                 {} staging files ({} bytes), {} abandoned uploads; {} repositories in {:.3} s",
                 report.manifests.len(),
                 report.links,
                 report.repositories_removed.len(),
                 report.blobs,
                 report.bytes,
+                report.leftovers.staging_files,
+                report.leftovers.staging_bytes,
+                report.leftovers.uploads,
                 report.repositories_checked,
                 report.duration.as_secs_f64()
             );

@@ -112,12 +112,7 @@ async fn expire_once(state: &AppState, expiry: Duration) -> anyhow::Result<()> {
         tracing::info!(upload = %id, "expired idle upload");
     }
     let cutoff = std::time::SystemTime::now() - expiry;
-    for id in state.blobs.idle_uploads(cutoff).await? {
-        if state.meta.upload(&id).await?.is_none() {
-            state.blobs.delete_upload(&id).await?;
-            tracing::info!(upload = %id, "removed upload data left without a session");
-        }
-    }
+    maintenance::sweep_leftovers(state.meta.as_ref(), &state.blobs, cutoff, false).await?;
     Ok(())
 }
 

@@ -66,6 +66,8 @@ pub struct GcReport {
     pub repositories_removed: Vec<String>,
     pub blobs: u64,
     pub bytes: u64,
+    /// Staging files and session-less upload data older than the grace period.
+    pub leftovers: super::Leftovers,
     pub duration: Duration,
 }
 
@@ -80,7 +82,7 @@ impl GcReport {
             deleted_blobs: self.blobs,
             deleted_manifests: self.manifests.len() as u64,
             deleted_tags: 0,
-            deleted_bytes: self.bytes,
+            deleted_bytes: self.bytes + self.leftovers.staging_bytes,
             detail,
         }
     }
@@ -117,6 +119,8 @@ pub async fn run(
         repositories_removed = report.repositories_removed.len(),
         blobs = report.blobs,
         bytes = report.bytes,
+        staging_files = report.leftovers.staging_files,
+        abandoned_uploads = report.leftovers.uploads,
         duration_ms = report.duration.as_millis() as u64,
         "gc finished"
     );
@@ -137,6 +141,8 @@ async fn collect(
         sweep_links: true,
         claim_cutoff_ms: cutoff_ms.min(started_ms - CLAIM_TTL.as_millis() as i64),
     };
+    let leftover_cutoff = std::time::SystemTime::now() - opts.grace;
+    report.leftovers = super::sweep_leftovers(meta, blobs, leftover_cutoff, opts.dry_run).await?;
     if opts.dry_run {
         let plan = meta.plan_gc(rules).await?;
         report.repositories_checked = plan.repositories.len() as u64;

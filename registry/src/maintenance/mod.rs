@@ -64,6 +64,47 @@ pub async fn usage(
     })
 }
 
+/// Bytes a crash left behind that no live upload or publication owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    /// Staging files of small blobs never renamed into place.
+    pub staging_files: u64,
+    pub staging_bytes: u64,
+    /// Upload directories with no session (a killed single-POST upload, or
+    /// a session removed while its data was being deleted).
+    pub uploads: u64,
+}
+
+/// Finds (and unless `dry_run`, removes) the leftovers not written to since
+/// `cutoff`. An upload whose session still exists is left to expire.
+pub async fn sweep_leftovers(
+    meta: &dyn MetaStore,
+    blobs: &BlobStore,
+    cutoff: std::time::SystemTime,
+    dry_run: bool,
+) -> Result<Leftovers, gc::GcError> {
+    let mut found = Leftovers::default();
+    for (name, size) in blobs.stale_staging(cutoff).await? {
+        if !dry_run {
+            blobs.delete_staging(&name).await?;
+        }
+        tracing::info!(file = %name, size, dry_run, "staging file left by a crash");
+        found.staging_files += 1;
+        found.staging_bytes += size;
+    }
+    for id in blobs.idle_uploads(cutoff).await? {
+        if meta.upload(&id).await?.is_some() {
+            continue;
+        }
+        if !dry_run {
+            blobs.delete_upload(&id).await?;
+        }
+        tracing::info!(upload = %id, dry_run, "upload data left without a session");
+        found.uploads += 1;
+    }
+    Ok(found)
+}
+
 /// Runs gc every `every` inside the server (`gc_interval_seconds`).
 pub async fn gc_every(
     meta: Arc<dyn MetaStore>,

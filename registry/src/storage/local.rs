@@ -215,6 +215,38 @@ impl BatchWriter {
     }
 }
 
+/// When anything in the upload directory `dir` was last written: the
+/// directory's own time changes only when a part is added, while a long
+/// streamed part is written to for as long as its body lasts.
+pub async fn last_written(dir: PathBuf) -> Result<std::time::SystemTime> {
+    blocking(move || {
+        let mut newest = match std::fs::metadata(&dir) {
+            Ok(meta) => meta.modified()?,
+            // Removed meanwhile (the upload finished): not idle.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(std::time::SystemTime::now());
+            }
+            Err(e) => return Err(e),
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(std::time::SystemTime::now());
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            match entry.and_then(|e| e.metadata()) {
+                Ok(meta) => newest = newest.max(meta.modified()?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(newest)
+    })
+    .await
+}
+
 fn read_small(mut file: File, range: Range<u64>) -> io::Result<Bytes> {
     file.seek(SeekFrom::Start(range.start))?;
     let mut buf = Vec::with_capacity((range.end - range.start) as usize);

@@ -2,7 +2,9 @@
 //!
 //! Layout inside the store:
 //! - `blobs/<alg>/<first 2 hex>/<hex>`: committed blobs, deduplicated across repositories;
-//! - `uploads/<session id>/<part>`: the chunks of an upload in progress.
+//! - `uploads/<session id>/<part>`: the chunks of an upload in progress;
+//! - `staging/<random>`: a small blob being written (local disks), renamed
+//!   into `blobs/` once durable.
 //!
 //! A blob only appears under `blobs/` after its digest was verified, by one
 //! atomic rename (local filesystem) or copy (object stores). This module
@@ -25,6 +27,9 @@ use object_store::{
 
 use crate::digest::{Digest, Hasher};
 
+/// Where small blobs are written before they are renamed into `blobs/`
+/// (local disks only).
+const STAGING: &str = "staging";
 /// Parts of a multipart write in flight at once; with the part size, this
 /// bounds the memory one upload holds.
 const WRITE_CONCURRENCY: usize = 2;
@@ -177,10 +182,61 @@ impl BlobStore {
     /// write (small uploads, and well-known blobs such as the empty JSON
     /// config that clients may not upload).
     pub async fn put_verified(&self, digest: &Digest, data: Bytes) -> Result<()> {
-        self.store
-            .put(&Self::blob_path(digest), PutPayload::from(data))
-            .await?;
+        let target = Self::blob_path(digest);
+        let Some(root) = &self.local_root else {
+            self.store.put(&target, PutPayload::from(data)).await?;
+            return Ok(());
+        };
+        // Written under `staging/` and renamed into place, rather than
+        // object_store's put, whose staging file next to the blob a crash
+        // would leave where nothing ever looks (`blobs/…/<hex>#1`).
+        let staged = Path::from(format!("{STAGING}/{}", uuid::Uuid::new_v4().simple()));
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(data)]);
+        local::write(root.join(staged.as_ref()), body, None).await?;
+        if let Err(e) = self.store.rename(&staged, &target).await {
+            let _ = tokio::fs::remove_file(root.join(staged.as_ref())).await;
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// Staging files not written to since `cutoff`: bytes a crash left on
+    /// their way into `blobs/` (a live write renames its file within
+    /// moments). Returns their names and sizes.
+    pub async fn stale_staging(&self, cutoff: std::time::SystemTime) -> Result<Vec<(String, u64)>> {
+        let Some(root) = &self.local_root else {
+            return Ok(Vec::new());
+        };
+        let mut stale = Vec::new();
+        let mut entries = match tokio::fs::read_dir(root.join(STAGING)).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(stale),
+            Err(e) => return Err(e.into()),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            let meta = match entry.metadata().await {
+                Ok(meta) => meta,
+                // Renamed into place meanwhile: a live write, not a leftover.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if meta.modified()? < cutoff {
+                stale.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Removes a staging file [`stale_staging`](Self::stale_staging) found.
+    pub async fn delete_staging(&self, name: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        // Names come from our own directory listing; never a client's path.
+        match tokio::fs::remove_file(root.join(STAGING).join(name)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Writes one chunk of an upload as its own object (`part` must be a
@@ -319,8 +375,7 @@ impl BlobStore {
                 Err(e) => return Err(e.into()),
             };
             while let Some(entry) = dirs.next_entry().await? {
-                let modified = entry.metadata().await?.modified()?;
-                if modified < cutoff {
+                if local::last_written(entry.path()).await? < cutoff {
                     idle.push(entry.file_name().to_string_lossy().into_owned());
                 }
             }
