@@ -586,11 +586,33 @@ async fn failed_logins_are_rate_limited() {
             .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    // Even the right password is refused for a while now.
+    // alice is under attack from this address: even her right password is
+    // refused for a while, and the answer says for how long.
     let r = s
         .push_blob("team/app", b"x", Some(("alice", "alice-pw")))
         .await;
-    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "TOOMANYREQUESTS");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice"),
+        "{body}"
+    );
+    // Someone else behind the same address is not locked out.
+    let r = s.push_blob("team/app", b"y", Some(("bob", "bob-pw"))).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN); // known, not granted: not 429
+    let r = s
+        .push_blob("public/app", b"y", Some(("alice", "alice-pw")))
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let log = s.server.log();
     assert!(
         !log.contains("wrong") && !log.contains("alice-pw"),
@@ -602,7 +624,7 @@ async fn failed_logins_are_rate_limited() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("berth_auth_rate_limited_total{endpoint=\"registry\"} 1"),
+        metrics.contains("berth_auth_rate_limited_total{endpoint=\"registry\"} 2"),
         "{metrics}"
     );
 }

@@ -93,15 +93,20 @@ pub async fn login(
     endpoint: &'static str,
 ) -> Result<Identity, ApiError> {
     if let Some(ip) = client
-        && !access.limiter.allows(ip)
+        && let Err(wait) = access.limiter.check(ip, &user)
     {
         crate::metrics::AUTH_RATE_LIMITED
             .with_label_values(&[endpoint])
             .inc();
-        return Err(ApiError::new(
+        let seconds = wait.as_secs().max(1);
+        let mut e = ApiError::new(
             Code::TooManyRequests,
-            "too many failed logins; try again later",
-        ));
+            format!(
+                "too many failed logins for user `{user}` from this address; try again in {seconds} s"
+            ),
+        );
+        e.retry_after = Some(seconds);
+        return Err(e);
     }
     let checker = access.clone();
     let name = user.clone();
@@ -109,10 +114,15 @@ pub async fn login(
         .await
         .map_err(ApiError::internal)?;
     match identity {
-        Some(identity) => Ok(identity),
+        Some(identity) => {
+            if let Some(ip) = client {
+                access.limiter.record_success(ip, &name);
+            }
+            Ok(identity)
+        }
         None => {
             if let Some(ip) = client {
-                access.limiter.record_failure(ip);
+                access.limiter.record_failure(ip, &name);
             }
             crate::metrics::AUTH_FAILURES
                 .with_label_values(&[endpoint])
@@ -169,14 +179,31 @@ pub struct Ask {
     base_endpoint: bool,
 }
 
+/// The registry's URL as the client reached it, for the token realm when no
+/// `public_url` is configured. Both headers come from the client: only
+/// `http`/`https` and a host of host-name characters are taken, so nothing
+/// a client sends can break out of the quoted realm.
+fn realm_base(req: &Req) -> String {
+    let proto = match req.header("x-forwarded-proto").map(str::trim) {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = req
+        .header("host")
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{proto}://{host}")
+}
+
 /// Reads what `route` (None: `GET /v2/`) needs and who is asking.
 pub fn ask(state: &AppState, route: Option<&Route>, req: &Req) -> Result<Ask, ApiError> {
     let base = match state.access.as_ref().and_then(|a| a.public_url.clone()) {
         Some(url) => url,
-        None => {
-            let proto = req.header("x-forwarded-proto").unwrap_or("http");
-            format!("{proto}://{}", req.header("host").unwrap_or("localhost"))
-        }
+        None => realm_base(req),
     };
     Ok(Ask {
         needs: route.map(|r| needs(r, req)).unwrap_or_default(),

@@ -92,7 +92,7 @@ pub struct AccessControl {
     pub public_url: Option<String>,
 }
 
-/// Failed logins allowed per client address per minute.
+/// Failed logins allowed per (client address, user name) per minute.
 const MAX_FAILED_LOGINS: u32 = 10;
 
 impl AccessControl {
