@@ -46,7 +46,9 @@ fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
         (Ok(s), Ok(e)) if s > e => return RangeRequest::Unsatisfiable,
         (Ok(s), Ok(e)) => s..(e + 1).min(size),
         (Ok(s), Err(_)) if end.is_empty() => s..size,
-        (Err(_), Ok(n)) if start.is_empty() && n > 0 => size.saturating_sub(n)..size,
+        // A suffix of zero bytes is unsatisfiable (RFC 9110, 14.1.1).
+        (Err(_), Ok(0)) if start.is_empty() => return RangeRequest::Unsatisfiable,
+        (Err(_), Ok(n)) if start.is_empty() => size.saturating_sub(n)..size,
         _ => return RangeRequest::Full,
     };
     if range.start >= size {
@@ -139,6 +141,7 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=8-100"), 10), Partial(8..10));
         assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=5-2"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);
         assert_eq!(parse_range(Some("items=0-1"), 10), Full);
     }
 }

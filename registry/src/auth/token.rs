@@ -136,6 +136,8 @@ impl TokenService {
         validation.set_audience(&[service]);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+        // A token not valid yet (nbf ahead, beyond the leeway) is refused.
+        validation.validate_nbf = true;
         validation.leeway = 5;
         Ok(Self {
             encoding,
@@ -224,5 +226,12 @@ mod tests {
         let old =
             jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &svc.encoding).unwrap();
         assert!(svc.verify(&old).is_err());
+
+        // Not valid for another hour: refused.
+        let mut claims = svc.issue("alice", vec![]).unwrap().1;
+        claims.nbf = now() + 3600;
+        let early =
+            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &svc.encoding).unwrap();
+        assert!(svc.verify(&early).is_err());
     }
 }
