@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/token", any(token_endpoint))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(no_such_method)
         .layer(middleware::from_fn(api_version_header))
         .layer(middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -124,6 +126,14 @@ async fn ready(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+async fn no_such_endpoint() -> Response {
+    route::not_found().into_response()
+}
+
+async fn no_such_method(method: Method) -> Response {
+    method_not_allowed(&method).into_response()
 }
 
 fn method_not_allowed(method: &Method) -> ApiError {
@@ -193,11 +203,10 @@ impl Req {
     }
 }
 
-async fn dispatch(
-    State(state): State<AppState>,
-    Path(rest): Path<String>,
-    request: Request,
-) -> Response {
+async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
+    // The path is decoded here, not by an extractor: a path that is not
+    // UTF-8 must get the spec's JSON error, not the framework's plain text.
+    let rest = route::rest_of(request.uri().path());
     let mut req = Req::from_request(request);
     let result = async {
         let route = route::parse(&rest)?;

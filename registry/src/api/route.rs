@@ -44,7 +44,7 @@ fn name(segments: &[&str]) -> Result<String, ApiError> {
     }
 }
 
-fn not_found() -> ApiError {
+pub fn not_found() -> ApiError {
     ApiError::new(Code::Unsupported, "no such endpoint")
         .with_status(axum::http::StatusCode::NOT_FOUND)
 }
@@ -132,6 +132,16 @@ pub fn endpoint(rest: &str) -> Option<Endpoint> {
     split(&segs).map(|(endpoint, _)| endpoint)
 }
 
+/// The part of a request path after `/v2/`, percent-decoded. Bytes that are
+/// not UTF-8 become U+FFFD, which no name, tag or digest admits: such a path
+/// gets the grammar's error in the spec's JSON, like any other bad name.
+pub fn rest_of(path: &str) -> String {
+    let rest = path.strip_prefix("/v2/").unwrap_or(path);
+    percent_encoding::percent_decode_str(rest)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// `rest` is the path after `/v2/`, without query.
 pub fn parse(rest: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = rest.split('/').collect();
@@ -202,6 +212,14 @@ mod tests {
         );
         assert_eq!(parse("A/manifests/x").unwrap_err().code, Code::NameInvalid);
         assert!(parse("a/unknown/x").is_err());
+        // Not UTF-8 once decoded: a name the grammar refuses.
+        assert_eq!(
+            parse(&rest_of("/v2/kn%C3%28own/tags/list"))
+                .unwrap_err()
+                .code,
+            Code::NameInvalid
+        );
+        assert_eq!(rest_of("/v2/a%2Fb/tags/list"), "a/b/tags/list");
     }
 
     #[test]
