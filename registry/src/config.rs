@@ -79,6 +79,23 @@ pub struct FileConfig {
     pub gc_grace_seconds: Option<u64>,
     /// gc keeps manifests no tag reaches [default: false].
     pub gc_keep_untagged: Option<bool>,
+    /// A request head must arrive within this long of the connection
+    /// waiting for it; idle keep-alive connections close after it too
+    /// [default: 30].
+    pub header_timeout_seconds: Option<u64>,
+    /// A request body sending nothing for this long ends the request
+    /// [default: 60].
+    pub body_timeout_seconds: Option<u64>,
+    /// A client reading nothing of a response for this long is disconnected
+    /// [default: 60].
+    pub send_timeout_seconds: Option<u64>,
+    /// Connections served at once [default: 4096].
+    pub max_connections: Option<usize>,
+    /// Connections from one address at once; 0 for no limit (behind a proxy
+    /// every client has its address) [default: 256].
+    pub max_connections_per_client: Option<usize>,
+    /// On SIGTERM, how long open requests may take to finish [default: 30].
+    pub shutdown_timeout_seconds: Option<u64>,
 }
 
 /// Access-control settings, present when a policy file is configured.
@@ -106,6 +123,7 @@ pub struct Config {
     /// None: no access control (anyone may do anything), as on a laptop.
     pub auth: Option<AuthConfig>,
     pub gc: GcConfig,
+    pub limits: crate::http_server::Limits,
 }
 
 /// Garbage collection settings.
@@ -197,9 +215,31 @@ impl FileConfig {
                 .or(self.gc_keep_untagged)
                 .unwrap_or(false),
         };
+        let seconds = |over: Option<u64>, file: Option<u64>, default: u64| {
+            Duration::from_secs(over.or(file).unwrap_or(default))
+        };
+        let limits = crate::http_server::Limits {
+            header_timeout: seconds(over.header_timeout_seconds, self.header_timeout_seconds, 30),
+            body_timeout: seconds(over.body_timeout_seconds, self.body_timeout_seconds, 60),
+            send_timeout: seconds(over.send_timeout_seconds, self.send_timeout_seconds, 60),
+            max_connections: over
+                .max_connections
+                .or(self.max_connections)
+                .unwrap_or(4096),
+            max_connections_per_client: over
+                .max_connections_per_client
+                .or(self.max_connections_per_client)
+                .unwrap_or(256),
+            shutdown_timeout: seconds(
+                over.shutdown_timeout_seconds,
+                self.shutdown_timeout_seconds,
+                30,
+            ),
+        };
         Config {
             auth,
             gc,
+            limits,
             listen: over
                 .listen
                 .or(self.listen)

@@ -9,6 +9,7 @@ pub mod config;
 pub mod digest;
 pub mod file_window;
 pub mod full_disk;
+pub mod http_server;
 pub mod listener;
 pub mod maintenance;
 pub mod manifest;

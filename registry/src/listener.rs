@@ -1,62 +1,90 @@
-//! The API's listener: every accepted connection gets TCP_NODELAY and a
-//! socket wrapper that sends file windows (see `file_window`) with
-//! sendfile(2), so a pull costs no copy through user space.
+//! The API's socket wrapper: it sends file windows (see `file_window`) with
+//! sendfile(2), so a pull costs no copy through user space, and it ends a
+//! connection whose client has read nothing for the send timeout.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::file_window;
-
-pub struct ApiListener(TcpListener);
-
-impl ApiListener {
-    pub fn new(listener: TcpListener) -> Self {
-        Self(listener)
-    }
-}
-
-impl Listener for ApiListener {
-    type Io = ApiStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (ApiStream, SocketAddr) {
-        // axum's accept loop for TcpListener (it waits out EMFILE and the like).
-        let (stream, addr) = Listener::accept(&mut self.0).await;
-        // No Nagle: a response's head and body go out as separate writes;
-        // waiting for the client's delayed ACK in between cost pulls of
-        // small blobs 40 ms each.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        (ApiStream(stream), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
 
 /// The client's address, for handlers (`ConnectInfo<ClientAddr>`).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, ApiListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, ApiListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
+/// An accepted API connection.
+pub struct ApiStream {
+    socket: TcpStream,
+    /// How long a write may wait for the client to read.
+    send_timeout: Duration,
+    /// Running while a write waits; reset whenever one makes progress.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
-pub struct ApiStream(TcpStream);
-
 impl ApiStream {
+    pub fn new(socket: TcpStream, send_timeout: Duration) -> Self {
+        Self {
+            socket,
+            send_timeout,
+            stalled: None,
+        }
+    }
+
+    /// Passes a write's outcome on, timing how long writes wait for the
+    /// client: one that has read nothing for `send_timeout` gets an error
+    /// (and the connection ends).
+    fn watch_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.send_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            self.stalled = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the send timeout",
+            )));
+        }
+        Poll::Pending
+    }
+    fn write_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        for (i, buf) in bufs.iter().enumerate() {
+            if let Some((file, offset, count)) = file_window::lookup(buf.as_ptr(), buf.len()) {
+                if i == 0 {
+                    return match ready!(self.poll_sendfile(cx, &file, offset, count)) {
+                        // A file system without sendfile: write the mapped bytes.
+                        Err(e) if sendfile_unsupported(&e) => {
+                            Pin::new(&mut self.socket).poll_write_vectored(cx, &bufs[..1])
+                        }
+                        done => Poll::Ready(done),
+                    };
+                }
+                return Pin::new(&mut self.socket).poll_write_vectored(cx, &bufs[..i]);
+            }
+        }
+        Pin::new(&mut self.socket).poll_write_vectored(cx, bufs)
+    }
+
     fn poll_sendfile(
         &self,
         cx: &mut Context<'_>,
@@ -65,10 +93,11 @@ impl ApiStream {
         count: usize,
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            let sent = self.0.try_io(Interest::WRITABLE, || {
+            ready!(self.socket.poll_write_ready(cx))?;
+            let sent = self.socket.try_io(Interest::WRITABLE, || {
                 let mut at = offset;
-                rustix::fs::sendfile(&self.0, file, Some(&mut at), count).map_err(io::Error::from)
+                rustix::fs::sendfile(&self.socket, file, Some(&mut at), count)
+                    .map_err(io::Error::from)
             });
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -91,7 +120,7 @@ impl AsyncRead for ApiStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.socket).poll_read(cx, buf)
     }
 }
 
@@ -112,21 +141,8 @@ impl AsyncWrite for ApiStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        for (i, buf) in bufs.iter().enumerate() {
-            if let Some((file, offset, count)) = file_window::lookup(buf.as_ptr(), buf.len()) {
-                if i == 0 {
-                    return match ready!(self.poll_sendfile(cx, &file, offset, count)) {
-                        // A file system without sendfile: write the mapped bytes.
-                        Err(e) if sendfile_unsupported(&e) => {
-                            Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..1])
-                        }
-                        done => Poll::Ready(done),
-                    };
-                }
-                return Pin::new(&mut self.0).poll_write_vectored(cx, &bufs[..i]);
-            }
-        }
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let polled = self.write_some(cx, bufs);
+        self.watch_stall(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -136,10 +152,10 @@ impl AsyncWrite for ApiStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.socket).poll_shutdown(cx)
     }
 }

@@ -179,6 +179,26 @@ struct ServeArgs {
     /// gc keeps manifests no tag reaches.
     #[arg(long, env = "BERTH_GC_KEEP_UNTAGGED")]
     gc_keep_untagged: Option<bool>,
+    /// Seconds a request head may take to arrive (also closes idle
+    /// keep-alive connections) [default: 30].
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT_SECONDS")]
+    header_timeout_seconds: Option<u64>,
+    /// Seconds a request body may send nothing before the request ends [default: 60].
+    #[arg(long, env = "BERTH_BODY_TIMEOUT_SECONDS")]
+    body_timeout_seconds: Option<u64>,
+    /// Seconds a client may read nothing of a response before it is
+    /// disconnected [default: 60].
+    #[arg(long, env = "BERTH_SEND_TIMEOUT_SECONDS")]
+    send_timeout_seconds: Option<u64>,
+    /// Connections served at once [default: 4096].
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections from one address at once, 0 for no limit [default: 256].
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS_PER_CLIENT")]
+    max_connections_per_client: Option<usize>,
+    /// Seconds open requests may take to finish after SIGTERM [default: 30].
+    #[arg(long, env = "BERTH_SHUTDOWN_TIMEOUT_SECONDS")]
+    shutdown_timeout_seconds: Option<u64>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -359,6 +379,12 @@ fn main() -> ExitCode {
                 gc_interval_seconds: args.gc_interval_seconds,
                 gc_grace_seconds: args.gc_grace_seconds,
                 gc_keep_untagged: args.gc_keep_untagged,
+                header_timeout_seconds: args.header_timeout_seconds,
+                body_timeout_seconds: args.body_timeout_seconds,
+                send_timeout_seconds: args.send_timeout_seconds,
+                max_connections: args.max_connections,
+                max_connections_per_client: args.max_connections_per_client,
+                shutdown_timeout_seconds: args.shutdown_timeout_seconds,
             });
             init_logging(config.log_format);
             let runtime = match tokio::runtime::Runtime::new() {

@@ -8,8 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::auth::AccessControl;
-use crate::config::{Config, StorageBackend};
-use crate::listener::{ApiListener, ClientAddr};
+use crate::config::{Config, LogFormat, StorageBackend};
 use crate::maintenance::{self, gc::GcOptions};
 use crate::meta::{MetaStore, SqliteMeta, now_ms};
 use crate::storage::BlobStore;
@@ -68,10 +67,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             opts,
         ));
     }
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = bind(config.listen, "the API").await?;
     crate::metrics::init();
-    let metrics = TcpListener::bind(config.metrics_listen).await?;
-    tracing::info!(listen = %metrics.local_addr()?, "metrics on /metrics");
+    let metrics = bind(config.metrics_listen, "metrics").await?;
+    let api_addr = listener.local_addr()?;
+    let metrics_addr = metrics.local_addr()?;
+    tracing::info!(listen = %metrics_addr, "metrics on /metrics");
     let metrics_app = crate::metrics::router(state.meta.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(metrics, metrics_app).await {
@@ -79,16 +80,52 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         }
     });
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %api_addr,
         data_dir = %config.data_dir.display(),
         storage = ?config.storage,
         "berth is serving the OCI distribution API"
     );
-    let app = api::router(state).into_make_service_with_connect_info::<ClientAddr>();
-    axum::serve(ApiListener::new(listener), app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    if config.log_format == LogFormat::Text {
+        eprintln!("{}", banner(&config, api_addr, metrics_addr));
+    }
+    crate::http_server::serve(
+        listener,
+        api::router(state),
+        config.limits.clone(),
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
+}
+
+/// Binds `addr`, saying which listener could not when it fails.
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for {what} on {addr}: {e}"))
+}
+
+/// What a person starting `berth serve` by hand wants to know first: where
+/// it listens, where the data goes, and how to push to it.
+fn banner(config: &Config, api: std::net::SocketAddr, metrics: std::net::SocketAddr) -> String {
+    let storage = match config.storage {
+        StorageBackend::Filesystem => format!("data in {}", config.data_dir.display()),
+        StorageBackend::Memory => "data in memory (lost on exit)".to_string(),
+    };
+    let access = match &config.auth {
+        Some(auth) => format!("access control from {}", auth.policy_file.display()),
+        None => "access control off (anyone may push)".to_string(),
+    };
+    let host = if api.ip().is_unspecified() {
+        format!("localhost:{}", api.port())
+    } else {
+        api.to_string()
+    };
+    format!(
+        "berth: serving http://{api} (metrics: http://{metrics}/metrics); {storage}; {access}\n\
+         berth: push over plain HTTP with `skopeo copy --dest-tls-verify=false oci-archive:IMAGE.tar docker://{host}/NAME:TAG` \
+         or `oras push --plain-http {host}/NAME:TAG FILE`"
+    )
 }
 
 /// Removes upload sessions (and their data) idle for longer than `expiry`,

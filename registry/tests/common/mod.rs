@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,16 +16,28 @@ pub struct Server {
     /// `127.0.0.1:PORT` of `/metrics`
     pub metrics_addr: String,
     pub data_dir: PathBuf,
+    log_path: PathBuf,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+/// The address in the `listen` field of the log line with `message`, in
+/// text (`listen=ADDR`) or JSON (`"listen":"ADDR"`) format.
+fn listen_address(log: &str, message: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains(message))?;
+    let at = line
+        .find("listen=")
+        .map(|i| i + "listen=".len())
+        .or_else(|| {
+            line.find("\"listen\":\"")
+                .map(|i| i + "\"listen\":\"".len())
+        })?;
+    let addr: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    (!addr.is_empty()).then_some(addr)
 }
 
 /// A plain HTTP/1.1 GET; returns the status code (0 if nothing answered).
@@ -57,11 +69,23 @@ impl Server {
     /// A fresh registry with extra `berth serve` flags.
     pub fn start_with(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        Self::start_in(data_dir, dir, args)
+    }
+
+    /// A registry on `data_dir` (which may hold data already, or be on a
+    /// disk of the test's making); its log stays in a temporary directory.
+    pub fn start_on(data_dir: PathBuf, args: &[&str]) -> Server {
+        Self::start_in(data_dir, tempfile::tempdir().expect("tempdir"), args)
+    }
+
+    fn start_in(data_dir: PathBuf, dir: tempfile::TempDir, args: &[&str]) -> Server {
         let mut server = Server {
             addr: String::new(),
             base: String::new(),
             metrics_addr: String::new(),
-            data_dir: dir.path().join("data"),
+            data_dir,
+            log_path: dir.path().join("berth.log"),
             child: None,
             _dir: Some(dir),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
@@ -70,20 +94,19 @@ impl Server {
         server
     }
 
+    /// Starts `berth serve` on ports the kernel picks, and learns them from
+    /// its log (picking free ports first races with other tests' servers).
     fn spawn(&mut self) {
-        let port = free_port();
-        self.addr = format!("127.0.0.1:{port}");
-        self.base = format!("http://{}", self.addr);
-        self.metrics_addr = format!("127.0.0.1:{}", free_port());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .expect("log file");
+        let logged_before = self.log().len();
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("serve")
-            .args(["--listen", &self.addr])
-            .args(["--metrics-listen", &self.metrics_addr])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
@@ -94,25 +117,36 @@ impl Server {
             .expect("spawn berth");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while http_status(&self.addr, "/healthz") != 200 {
+        let (api, metrics) = loop {
+            let log = self.log();
+            let this_run = &log[logged_before.min(log.len())..];
+            if let (Some(api), Some(metrics)) = (
+                listen_address(this_run, "berth is serving the OCI distribution API"),
+                listen_address(this_run, "metrics on /metrics"),
+            ) {
+                break (api, metrics);
+            }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("berth exited with {status}; log:\n{}", self.log());
+                panic!("berth exited with {status}; log:\n{log}");
             }
             assert!(
                 Instant::now() < deadline,
-                "berth did not become ready; log:\n{}",
-                self.log()
+                "berth did not start; log:\n{log}"
             );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.addr = api;
+        self.base = format!("http://{}", self.addr);
+        self.metrics_addr = metrics;
+        assert_eq!(http_status(&self.addr, "/healthz"), 200, "{}", self.log());
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.data_dir.with_extension("log")
+        self.log_path.clone()
     }
 
     pub fn log(&self) -> String {
@@ -175,4 +209,147 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+// ------------------------------------------------------------ client helpers
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Sends `request` as is over a new connection and returns what comes back
+/// before the server closes or stops sending (2 s).
+pub fn raw_request(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("read timeout");
+    s.write_all(request.as_bytes()).expect("write request");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Asserts the status and spec error code of an error response; returns its body.
+pub async fn assert_error(
+    r: reqwest::Response,
+    status: reqwest::StatusCode,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(r.status(), status, "{:?}", r.headers());
+    let body: serde_json::Value = r.json().await.expect("a JSON error body");
+    assert_eq!(body["errors"][0]["code"], code, "{body}");
+    assert!(
+        !body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{body}"
+    );
+    body
+}
+
+/// An HTTP client of one registry, with the pushes tests repeat.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Client {
+    pub fn new(server: &Server) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: server.base.clone(),
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Single-POST monolithic upload; asserts 201 and returns the digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = sha256(data);
+        let r = self
+            .req(
+                reqwest::Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+            )
+            .body(data.to_vec())
+            .send()
+            .await
+            .expect("POST blob");
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        digest
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        self.req(
+            reqwest::Method::PUT,
+            &format!("/v2/{repo}/manifests/{reference}"),
+        )
+        .header("content-type", media_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("PUT manifest")
+    }
+
+    /// Pushes a config, one layer and an OCI image manifest tagged `tag`;
+    /// asserts 201 and returns (manifest bytes, manifest digest).
+    pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> (Vec<u8>, String) {
+        let config = br#"{"os":"linux","architecture":"amd64"}"#;
+        let config_digest = self.push_blob(repo, config).await;
+        let layer_digest = self.push_blob(repo, layer).await;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}]
+        }))
+        .expect("manifest JSON");
+        let r = self.put_manifest(repo, tag, OCI_MANIFEST, &manifest).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        let digest = sha256(&manifest);
+        (manifest, digest)
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
