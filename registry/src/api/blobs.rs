@@ -1,12 +1,11 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`, with `Range` on GET.
 
-use std::ops::Range;
-
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::errors::{ApiError, ApiResult, Code};
+use super::range::{RangeRequest, parse_range};
 use super::{AppState, Req, hv};
 use crate::digest::Digest;
 
@@ -20,42 +19,6 @@ fn blob_unknown(name: &str, digest: &Digest) -> ApiError {
         Code::BlobUnknown,
         format!("blob {digest} is not in repository `{name}`"),
     )
-}
-
-/// Outcome of reading a `Range` header against a blob of `size` bytes.
-#[derive(Debug, PartialEq)]
-enum RangeRequest {
-    Full,
-    Partial(Range<u64>),
-    Unsatisfiable,
-}
-
-/// One `bytes=` range (multiple ranges are served whole, as RFC 9110 allows).
-fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
-        return RangeRequest::Full;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Full;
-    }
-    let Some((start, end)) = spec.split_once('-') else {
-        return RangeRequest::Full;
-    };
-    let (start, end) = (start.trim(), end.trim());
-    let range = match (start.parse::<u64>(), end.parse::<u64>()) {
-        (Ok(s), Ok(e)) if s > e => return RangeRequest::Unsatisfiable,
-        (Ok(s), Ok(e)) => s..(e + 1).min(size),
-        (Ok(s), Err(_)) if end.is_empty() => s..size,
-        // A suffix of zero bytes is unsatisfiable (RFC 9110, 14.1.1).
-        (Err(_), Ok(0)) if start.is_empty() => return RangeRequest::Unsatisfiable,
-        (Err(_), Ok(n)) if start.is_empty() => size.saturating_sub(n)..size,
-        _ => return RangeRequest::Full,
-    };
-    if range.start >= size {
-        RangeRequest::Unsatisfiable
-    } else {
-        RangeRequest::Partial(range)
-    }
 }
 
 pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiResult {
@@ -124,24 +87,5 @@ pub async fn delete(state: &AppState, name: &str, digest: &str) -> ApiResult {
         Ok(StatusCode::ACCEPTED.into_response())
     } else {
         Err(blob_unknown(name, &digest))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        use RangeRequest::*;
-        assert_eq!(parse_range(None, 10), Full);
-        assert_eq!(parse_range(Some("bytes=0-4"), 10), Partial(0..5));
-        assert_eq!(parse_range(Some("bytes=5-"), 10), Partial(5..10));
-        assert_eq!(parse_range(Some("bytes=-3"), 10), Partial(7..10));
-        assert_eq!(parse_range(Some("bytes=8-100"), 10), Partial(8..10));
-        assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=5-2"), 10), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);
-        assert_eq!(parse_range(Some("items=0-1"), 10), Full);
     }
 }

@@ -8,6 +8,7 @@ mod catalog;
 pub mod errors;
 mod manifests;
 pub mod observe;
+pub mod range;
 mod referrers;
 mod request_id;
 pub mod route;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::access::{self, Caller};
 use super::blobs::parse_digest;
 use super::errors::{ApiError, ApiResult, Code};
+use super::range::parse_content_range;
 use super::{AppState, Req, hv};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::meta::{NewPart, Upload};
@@ -85,18 +86,12 @@ async fn end_session(state: &AppState, id: &str, published: bool) -> ApiResult<(
     }
 }
 
-/// Parses `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`).
+/// The `Content-Range` of a PATCH, if any.
 fn content_range(req: &Req) -> ApiResult<Option<(u64, u64)>> {
     let Some(value) = req.header("content-range") else {
         return Ok(None);
     };
-    let spec = value.trim().trim_start_matches("bytes").trim();
-    let spec = spec.split('/').next().unwrap_or("");
-    let parsed = spec
-        .split_once('-')
-        .and_then(|(s, e)| Some((s.trim().parse::<u64>().ok()?, e.trim().parse::<u64>().ok()?)))
-        .filter(|(s, e)| s <= e);
-    match parsed {
+    match parse_content_range(value) {
         Some(range) => Ok(Some(range)),
         None => Err(ApiError::new(
             Code::RangeInvalid,
