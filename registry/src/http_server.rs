@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +35,10 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
-use crate::listener::{ApiStream, ClientAddr};
+use crate::listener::{ApiStream, ClientAddr, ConnectionId};
+
+/// The id of the next accepted connection.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(0);
 
 /// The connection limits; see the module documentation.
 #[derive(Debug, Clone)]
@@ -183,6 +187,7 @@ struct Connection {
 impl Connection {
     async fn run(mut self, stream: TcpStream, addr: SocketAddr) {
         let client = ConnectInfo(ClientAddr(addr));
+        let id = ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed));
         let body_timeout = self.body_timeout;
         let service = self
             .app
@@ -192,6 +197,7 @@ impl Connection {
                 // an upload keeps what it had acknowledged.
                 let mut req = req.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
                 req.extensions_mut().insert(client);
+                req.extensions_mut().insert(id);
                 req
             });
         let io = TokioIo::new(ApiStream::new(stream, self.send_timeout));

@@ -20,6 +20,11 @@ use crate::file_window;
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// A number unique to each accepted connection of the process (a request
+/// extension), for what must be told apart per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionId(pub u64);
+
 /// An accepted API connection.
 pub struct ApiStream {
     socket: TcpStream,

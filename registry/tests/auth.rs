@@ -198,7 +198,7 @@ async fn anonymous_callers_get_public_pull_and_a_challenge_for_the_rest() {
         .await
         .unwrap();
     assert!(
-        challenge.ends_with("scope=\"repository:public/base:push\""),
+        challenge.ends_with("scope=\"repository:public/base:pull,push\""),
         "{challenge}"
     );
 
@@ -220,9 +220,30 @@ async fn anonymous_callers_get_public_pull_and_a_challenge_for_the_rest() {
         missing.text().await.unwrap()
     );
 
-    // The catalog shows only what the caller may pull.
+    // The catalog shows only what the caller may pull. Without credentials
+    // it is a challenge for the catalog scope; an anonymous token lists what
+    // anonymous may pull.
     let r = s
         .req(Method::GET, "/v2/_catalog", None)
+        .send()
+        .await
+        .unwrap();
+    let challenge = assert_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+        .await
+        .unwrap();
+    assert!(
+        challenge.ends_with("scope=\"registry:catalog:*\""),
+        "{challenge}"
+    );
+    let anonymous = s.token(&["registry:catalog:*"], None).await;
+    let anonymous = anonymous.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .http
+        .get(s.server.url("/v2/_catalog"))
+        .bearer_auth(&anonymous)
         .send()
         .await
         .unwrap();

@@ -3,10 +3,12 @@
 #   - Debian packages: skopeo, umoci, jq, curl, prometheus, and C build tools
 #     (apt-get, only when missing)
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
-#     suite, the oras CLI and the Helm CLI, built once and cached outside the clone at
+#     suite, the oras, Helm, crane, regctl and cosign CLIs, built once and
+#     cached outside the clone at
 #     ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/<tool>-<version>/<tool>
 #   - cri-pull (tests/tools/cri-pull, a CRI PullImage client), cached under
 #     a hash of its sources
+#   - the Python oras package (PyPI), pinned, in a venv in the same cache
 #
 # Idempotent: a second run finds everything in place and does nothing.
 # Quiet on success (set BERTH_TOOLS_VERBOSE=1 to see progress); on failure it
@@ -30,6 +32,10 @@ cache="${BERTH_TOOL_CACHE:-${HOME:-/root}/.cache/berth-tools}"
 conformance_dir="$cache/conformance-$CONFORMANCE_VERSION"
 oras_dir="$cache/oras-$ORAS_VERSION"
 helm_dir="$cache/helm-$HELM_VERSION"
+crane_dir="$cache/crane-$CRANE_VERSION"
+regctl_dir="$cache/regctl-$REGCTL_VERSION"
+cosign_dir="$cache/cosign-$COSIGN_VERSION"
+python_oras_dir="$cache/python-oras-$PYTHON_ORAS_VERSION"
 cri_pull_src="$here/cri-pull"
 cri_pull_dir="$cache/cri-pull-$(cat "$cri_pull_src"/go.mod "$cri_pull_src"/go.sum "$cri_pull_src"/*.go | sha256sum | cut -c1-16)"
 
@@ -45,10 +51,11 @@ case "${1:-}" in
 esac
 
 print_env() {
-	printf 'export PATH=%q\n' "$oras_dir:$helm_dir:$conformance_dir:$cri_pull_dir:$PATH"
+	printf 'export PATH=%q\n' "$oras_dir:$helm_dir:$conformance_dir:$cri_pull_dir:$crane_dir:$regctl_dir:$cosign_dir:$PATH"
 	printf 'export BERTH_CONFORMANCE_BIN=%q\n' "$conformance_dir/conformance"
 	printf 'export BERTH_ORAS_BIN=%q\n' "$oras_dir/oras"
 	printf 'export BERTH_HELM_BIN=%q\n' "$helm_dir/helm"
+	printf 'export BERTH_PYTHON_ORAS=%q\n' "$python_oras_dir/bin/python"
 }
 
 if [[ $mode == paths ]]; then
@@ -180,7 +187,27 @@ install_go_tools() {
 	GO_LDFLAGS="-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 	go_tool helm "$HELM_PACKAGE@$HELM_VERSION" "$helm_dir" version
 	GO_LDFLAGS=""
+	go_tool crane "$CRANE_PACKAGE@$CRANE_VERSION" "$crane_dir" version
+	go_tool regctl "$REGCTL_PACKAGE@$REGCTL_VERSION" "$regctl_dir" version
+	go_tool cosign "$COSIGN_PACKAGE@$COSIGN_VERSION" "$cosign_dir" version
 	install_cri_pull
+	install_python_oras
+}
+
+# The Python oras client (oras-py), pinned, in its own venv (a venv cannot
+# be moved, so it is built in place; the import check finds a broken one).
+install_python_oras() {
+	if "$python_oras_dir/bin/python" -c "import oras.client" 2>/dev/null; then
+		log "python oras cached at $python_oras_dir"
+		return
+	fi
+	rm -rf "$python_oras_dir"
+	mkdir -p "$cache"
+	run_logged "python3 -m venv" python3 -m venv "$python_oras_dir"
+	run_logged "pip install oras==$PYTHON_ORAS_VERSION" \
+		"$python_oras_dir/bin/pip" install --quiet --disable-pip-version-check "oras==$PYTHON_ORAS_VERSION"
+	"$python_oras_dir/bin/python" -c "import oras.client" || die "python oras does not import"
+	echo "install.sh: installed python oras $PYTHON_ORAS_VERSION -> $python_oras_dir" >&2
 }
 
 # cri-pull is a module in this repository, not a published tool: build it
@@ -214,6 +241,10 @@ main() {
 	[[ -x "$conformance_dir/conformance" ]] || die "conformance binary missing at $conformance_dir"
 	[[ -x "$oras_dir/oras" ]] || die "oras binary missing at $oras_dir"
 	[[ -x "$helm_dir/helm" ]] || die "helm binary missing at $helm_dir"
+	local t
+	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python"; do
+		[[ -x $t ]] || die "$t missing"
+	done
 }
 
 main

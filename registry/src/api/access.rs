@@ -175,8 +175,11 @@ pub struct Ask {
     base: String,
     credentials: Credentials,
     client: Option<IpAddr>,
+    connection: Option<u64>,
     /// `GET /v2/`: any known caller is enough.
     base_endpoint: bool,
+    /// `GET /v2/_catalog`: lists what the caller may pull.
+    catalog: bool,
 }
 
 /// The registry's URL as the client reached it, for the token realm when no
@@ -214,8 +217,49 @@ pub fn ask(state: &AppState, route: Option<&Route>, req: &Req) -> Result<Ask, Ap
             Credentials::None
         },
         client: req.client,
+        connection: req.connection,
         base_endpoint: route.is_none(),
+        catalog: matches!(route, Some(Route::Catalog)),
     })
+}
+
+/// The scopes a challenge asks for: one per repository, with every action
+/// the request needs. A push asks for pull too, as distribution does (the
+/// spec's example is `pull,push`): clients keep one token for a push's
+/// HEADs and uploads, and the token endpoint grants only what the policy
+/// allows, so a push-only caller still gets a push-only token. The catalog
+/// asks for `registry:catalog:*`.
+fn scopes(ask: &Ask) -> Vec<String> {
+    if ask.catalog {
+        return vec!["registry:catalog:*".to_string()];
+    }
+    let mut scopes: Vec<(&str, Vec<Action>)> = Vec::new();
+    for (name, action) in &ask.needs {
+        let asked: &[Action] = match action {
+            Action::Push => &[Action::Pull, Action::Push],
+            other => std::slice::from_ref(other),
+        };
+        let actions = match scopes.iter_mut().find(|(n, _)| n == name) {
+            Some((_, actions)) => actions,
+            None => {
+                scopes.push((name, Vec::new()));
+                &mut scopes.last_mut().expect("just pushed").1
+            }
+        };
+        for a in asked {
+            if !actions.contains(a) {
+                actions.push(*a);
+            }
+        }
+    }
+    scopes
+        .into_iter()
+        .map(|(name, mut actions)| {
+            actions.sort();
+            let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+            format!("repository:{name}:{}", actions.join(","))
+        })
+        .collect()
 }
 
 /// The `WWW-Authenticate` challenge pointing clients at the token service.
@@ -225,20 +269,9 @@ fn challenge(access: &AccessControl, ask: &Ask, error: Option<&str>) -> HeaderVa
         ask.base.trim_end_matches('/'),
         access.tokens.service
     );
-    // One scope per repository, actions joined by commas.
-    let mut scopes: Vec<(String, Vec<&str>)> = Vec::new();
-    for (name, action) in &ask.needs {
-        match scopes.iter_mut().find(|(n, _)| n == name) {
-            Some((_, actions)) => actions.push(action.as_str()),
-            None => scopes.push((name.clone(), vec![action.as_str()])),
-        }
-    }
+    let scopes = scopes(ask);
     if !scopes.is_empty() {
-        let scope: Vec<String> = scopes
-            .into_iter()
-            .map(|(n, a)| format!("repository:{n}:{}", a.join(",")))
-            .collect();
-        value.push_str(&format!(",scope=\"{}\"", scope.join(" ")));
+        value.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
     }
     if let Some(e) = error {
         value.push_str(&format!(",error=\"{e}\""));
@@ -249,6 +282,31 @@ fn challenge(access: &AccessControl, ask: &Ask, error: Option<&str>) -> HeaderVa
 fn unauthorized(access: &AccessControl, ask: &Ask, message: &str, error: Option<&str>) -> ApiError {
     let mut e = ApiError::new(Code::Unauthorized, message);
     e.challenge = Some(challenge(access, ask, error));
+    e
+}
+
+/// A token that lacks a scope the policy would give: 401 with the challenge,
+/// so the client fetches a new token; but 403 (with the same challenge) when
+/// the same token comes back for the same scope on the same connection, for
+/// clients that only refresh after a 403 (see `auth::Refusals`).
+fn insufficient_scope(
+    access: &AccessControl,
+    ask: &Ask,
+    claims: &Claims,
+    name: &str,
+    action: Action,
+) -> ApiError {
+    let scope = format!("repository:{name}:{action}");
+    let message = format!("the token does not grant {scope}; get a new token");
+    let mut e = unauthorized(access, ask, &message, Some("insufficient_scope"));
+    if let Some(connection) = ask.connection
+        && access
+            .refusals
+            .refused_again(connection, &claims.jti, &scope)
+    {
+        e.code = Code::Denied;
+        e.status = StatusCode::FORBIDDEN;
+    }
     e
 }
 
@@ -304,6 +362,14 @@ pub async fn check(state: &AppState, ask: Ask) -> Result<Caller, ApiError> {
         return Err(unauthorized(access, &ask, "authentication required", None));
     }
     let policy = access.policy.get();
+    // The catalog lists what the caller may pull. A request with no
+    // credentials at all is challenged, as distribution does: clients with
+    // stored credentials (oras, regctl) send them only after a challenge,
+    // and clients without any fetch an anonymous token, with which they see
+    // what anonymous may pull.
+    if ask.catalog && matches!(ask.credentials, Credentials::None) {
+        return Err(unauthorized(access, &ask, "authentication required", None));
+    }
     for (name, action) in &ask.needs {
         let granted = match &caller.claims {
             Some(claims) => claims.grants(name, action.as_str()),
@@ -314,9 +380,11 @@ pub async fn check(state: &AppState, ask: Ask) -> Result<Caller, ApiError> {
         }
         // A token missing a scope the policy would give: ask for a new one.
         let could = policy.permits(&caller.identity, name, *action);
-        if caller.identity == Identity::Anonymous || (caller.claims.is_some() && could) {
-            let error = caller.claims.as_ref().map(|_| "insufficient_scope");
-            return Err(unauthorized(access, &ask, "authentication required", error));
+        if let (Some(claims), true) = (&caller.claims, could) {
+            return Err(insufficient_scope(access, &ask, claims, name, *action));
+        }
+        if caller.identity == Identity::Anonymous {
+            return Err(unauthorized(access, &ask, "authentication required", None));
         }
         return Err(ApiError::new(
             Code::Denied,

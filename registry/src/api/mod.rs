@@ -179,6 +179,8 @@ pub struct Req {
     pub body: Body,
     /// The peer address, for rate limits.
     pub client: Option<std::net::IpAddr>,
+    /// The connection it came on.
+    pub connection: Option<u64>,
     /// Who is asking, once access control has looked.
     pub caller: access::Caller,
 }
@@ -191,6 +193,10 @@ impl Req {
                 .extensions
                 .get::<ConnectInfo<crate::listener::ClientAddr>>()
                 .map(|c| c.0.0.ip()),
+            connection: parts
+                .extensions
+                .get::<crate::listener::ConnectionId>()
+                .map(|c| c.0),
             method: parts.method,
             params: Params::parse(parts.uri.query()),
             headers: parts.headers,

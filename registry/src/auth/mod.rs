@@ -6,12 +6,14 @@
 mod credentials;
 mod limiter;
 mod policy;
+mod refusals;
 mod token;
 mod watch;
 
 pub use credentials::Htpasswd;
 pub use limiter::FailureLimiter;
 pub use policy::{Policy, PolicyError};
+pub use refusals::Refusals;
 pub use token::{Access, Claims, TokenError, TokenService};
 pub use watch::Watched;
 
@@ -89,6 +91,7 @@ pub struct AccessControl {
     pub users: Option<Watched<Htpasswd>>,
     pub tokens: TokenService,
     pub limiter: FailureLimiter,
+    pub refusals: Refusals,
     pub public_url: Option<String>,
 }
 
@@ -111,6 +114,7 @@ impl AccessControl {
                 config.token_expiry,
             )?,
             limiter: FailureLimiter::new(MAX_FAILED_LOGINS, std::time::Duration::from_secs(60)),
+            refusals: Refusals::default(),
             public_url: config.public_url.clone(),
         })
     }

@@ -2,6 +2,8 @@
 //! own data directory, and stops it when dropped.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod tools;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
