@@ -39,6 +39,7 @@ mapfile -t all < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check || die "cargo fmt: fuzz/ is not formatted"
 cargo +nightly fuzz build -O || die "building the fuzz targets failed"
 
 for t in "${targets[@]}"; do
