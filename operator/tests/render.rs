@@ -111,7 +111,7 @@ fn every_object_is_labelled_and_owned() {
     assert_eq!(svc_port.port, container_port.container_port);
     let config = o.config_map.data.as_ref().expect("data")["config.yaml"].clone();
     let parsed =
-        berth_registry::config::FileConfig::parse(&config, std::path::Path::new("config.yaml"))
+        berth_registry::config::ServerConfig::parse(&config, std::path::Path::new("config.yaml"))
             .expect("the registry reads its rendered config");
     let listen = parsed.metrics_listen.expect("metrics_listen set");
     assert_eq!(i32::from(listen.port()), container_port.container_port);
@@ -261,9 +261,9 @@ fn config_file_has_only_fields_berth_serve_reads() {
     assert_eq!(value["upload_expiry_seconds"], 3600);
     // The registry itself loads it (its parser refuses unknown fields).
     let loaded =
-        berth_registry::config::FileConfig::parse(&yaml, std::path::Path::new("config.yaml"))
+        berth_registry::config::ServerConfig::parse(&yaml, std::path::Path::new("config.yaml"))
             .expect("berth loads the rendered config");
-    let cfg = loaded.resolve(Default::default());
+    let cfg = berth_registry::config::Config::new(loaded);
     assert_eq!(cfg.listen.port(), 5000);
     assert_eq!(cfg.upload_expiry.as_secs(), 3600);
     assert_eq!(
@@ -281,7 +281,7 @@ fn config_file_has_only_fields_berth_serve_reads() {
         "logFormat: json\nstorage: {s3: {bucket: b, credentialsSecret: s}}\n",
     ] {
         let yaml = server_config_yaml(&registry(spec)).expect("config");
-        berth_registry::config::FileConfig::parse(&yaml, std::path::Path::new("config.yaml"))
+        berth_registry::config::ServerConfig::parse(&yaml, std::path::Path::new("config.yaml"))
             .expect("berth loads the rendered config");
     }
     let o = render(&reg);

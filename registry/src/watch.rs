@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::PolicyError;
+use berth_config::FileError;
 
-type Loader<T> = fn(&Path) -> Result<T, PolicyError>;
+type Loader<T> = fn(&Path) -> Result<T, FileError>;
+
+/// How often watched files are looked at.
+pub const POLL: Duration = Duration::from_secs(2);
 
 pub struct Watched<T> {
     current: Arc<RwLock<Arc<T>>>,
@@ -38,7 +41,7 @@ fn fingerprint(path: &Path) -> Option<(std::time::SystemTime, u64, PathBuf)> {
 }
 
 impl<T: Send + Sync + 'static> Watched<T> {
-    pub fn load(path: &Path, load: Loader<T>) -> Result<Self, PolicyError> {
+    pub fn load(path: &Path, load: Loader<T>) -> Result<Self, FileError> {
         Ok(Self {
             current: Arc::new(RwLock::new(Arc::new(load(path)?))),
             path: path.to_path_buf(),
@@ -73,7 +76,7 @@ impl<T: Send + Sync + 'static> Watched<T> {
                     tracing::info!(path = %self.path.display(), "reloaded");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "file changed but is invalid; keeping the previous policy")
+                    tracing::error!(error = %e, "file changed but is invalid; keeping the previous version")
                 }
             }
         }

@@ -714,7 +714,7 @@ async fn policy_and_users_reload_and_an_invalid_policy_keeps_the_old_one() {
 
     configmap_swap(&cm, 3, "rules: [this is not a rule]\n");
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !s.server.log().contains("keeping the previous policy") {
+    while !s.server.log().contains("keeping the previous version") {
         assert!(
             Instant::now() < deadline,
             "the invalid policy was not reported"

@@ -5,14 +5,16 @@
 //! pay a bcrypt each time.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Identity, PolicyError, policy::Policy};
+use berth_config::FileError;
+
+use super::{Identity, policy::Policy};
 
 /// A hash to check unknown users against.
 static DUMMY_HASH: std::sync::LazyLock<String> =
@@ -30,20 +32,17 @@ pub struct Htpasswd {
 
 impl Htpasswd {
     /// Loads `user:$2y$…` lines; any other hash kind is refused by line number.
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         Self::parse(&text, path)
     }
 
-    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
-        let invalid = |line: usize, message: &str| PolicyError::Invalid {
-            path: PathBuf::from(path),
-            field: format!("line {line}"),
-            message: message.to_string(),
-        };
+    pub fn parse(text: &str, path: &Path) -> Result<Self, FileError> {
+        let invalid =
+            |line: usize, message: &str| FileError::invalid(path, format!("line {line}"), message);
         let mut users = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();

@@ -8,56 +8,15 @@ mod limiter;
 mod policy;
 mod refusals;
 mod token;
-mod watch;
 
+pub use berth_config::Action;
 pub use credentials::Htpasswd;
 pub use limiter::FailureLimiter;
-pub use policy::{Policy, PolicyError};
+pub use policy::Policy;
 pub use refusals::Refusals;
 pub use token::{Access, Claims, TokenError, TokenService};
-pub use watch::Watched;
 
-use std::fmt;
-use std::str::FromStr;
-
-/// What a request does to a repository.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Pull,
-    Push,
-    Delete,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Pull => "pull",
-            Action::Push => "push",
-            Action::Delete => "delete",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Action {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "pull" => Ok(Action::Pull),
-            "push" => Ok(Action::Push),
-            "delete" => Ok(Action::Delete),
-            _ => Err(()),
-        }
-    }
-}
+use crate::watch::{POLL, Watched};
 
 /// Who a request comes from, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +39,7 @@ impl Identity {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error(transparent)]
-    Policy(#[from] PolicyError),
+    File(#[from] berth_config::FileError),
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -99,9 +58,14 @@ pub struct AccessControl {
 const MAX_FAILED_LOGINS: u32 = 10;
 
 impl AccessControl {
-    pub fn open(config: &crate::config::AuthConfig) -> Result<Self, AuthError> {
+    /// Access control with `policy` (the policy file, watched) and the
+    /// rest of `config`.
+    pub fn open(
+        config: &crate::config::AuthConfig,
+        policy: Watched<Policy>,
+    ) -> Result<Self, AuthError> {
         Ok(Self {
-            policy: Watched::load(&config.policy_file, Policy::load)?,
+            policy,
             users: config
                 .htpasswd_file
                 .as_deref()
@@ -127,10 +91,9 @@ impl AccessControl {
 
     /// Re-reads the policy and htpasswd files whenever they change.
     pub fn watch_files(&self) {
-        let every = std::time::Duration::from_secs(2);
-        tokio::spawn(self.policy.clone().watch(every));
+        tokio::spawn(self.policy.clone().watch(POLL));
         if let Some(users) = &self.users {
-            tokio::spawn(users.clone().watch(every));
+            tokio::spawn(users.clone().watch(POLL));
         }
     }
 }

@@ -1,157 +1,44 @@
-//! The policy file: robots, groups and ordered rules, in the format the
-//! operator renders into a Registry's ConfigMap. Re-read when it changes
-//! (a ConfigMap update swaps a symlink); an invalid new file keeps the old
-//! policy in force.
-//!
-//! ```yaml
-//! anonymous_pull: false          # shorthand for a rule: "**", anonymous, pull
-//! groups:                        # optional: group -> htpasswd users
-//!   dev: [alice, bob]
-//! robots:                        # long random secrets, stored as hex sha256
-//!   - name: robot$team-a+app
-//!     password_sha256: 5e88...
-//! rules:                         # any rule that matches grants its actions
-//!   - repositories: ["team-a/*"] # exact name, or `*` for any characters
-//!     subjects: ["group:dev", "robot:robot$team-a+app"]
-//!     actions: [pull, push]
-//! ```
-//! Subjects: `anonymous`, `authenticated` (any user or robot), `user:NAME`,
-//! `group:NAME`, `robot:NAME`. Nothing is allowed that no rule grants.
+//! The policy file in force: [`berth_config::PolicyFile`] (its format and
+//! validation are shared with the operator, which renders it) with the
+//! decisions made from it: who may do what to which repository.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::ops::Deref;
+use std::path::Path;
 
-use serde::Deserialize;
+use berth_config::{FileError, PolicyFile, RepositorySettings};
 
 use super::{Action, Identity};
 use crate::pattern;
-use crate::settings::{RepositorySettings, Settings};
 
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("cannot read policy file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("policy file {path}: field `{field}`: {message}")]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        message: String,
-    },
-}
+/// A loaded, valid policy file.
+#[derive(Debug, Clone, Default)]
+pub struct Policy(PolicyFile);
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Robot {
-    pub name: String,
-    /// Lowercase hex sha256 of the secret.
-    pub password_sha256: String,
-}
+impl Deref for Policy {
+    type Target = PolicyFile;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// Where the rule comes from (the operator writes `namespace/name`).
-    #[serde(default)]
-    pub source: Option<String>,
-    pub repositories: Vec<String>,
-    pub subjects: Vec<String>,
-    pub actions: Vec<Action>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    #[serde(default)]
-    pub anonymous_pull: bool,
-    #[serde(default)]
-    pub groups: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    pub robots: Vec<Robot>,
-    #[serde(default)]
-    pub rules: Vec<Rule>,
-    /// Per-repository settings: quota, immutable tags, retention.
-    #[serde(default)]
-    pub repositories: Vec<RepositorySettings>,
+    fn deref(&self) -> &PolicyFile {
+        &self.0
+    }
 }
 
 impl Policy {
-    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
-        let policy: Policy = if text.trim().is_empty() {
-            Policy::default()
-        } else {
-            serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text)).map_err(
-                |e| PolicyError::Invalid {
-                    path: path.to_path_buf(),
-                    field: e.path().to_string(),
-                    message: e.into_inner().to_string(),
-                },
-            )?
-        };
-        policy.validate(path)?;
-        Ok(policy)
+    pub fn parse(text: &str, path: &Path) -> Result<Self, FileError> {
+        PolicyFile::parse(text, path).map(Policy)
     }
 
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        PolicyFile::load(path).map(Policy)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), PolicyError> {
-        let invalid = |field: String, message: String| PolicyError::Invalid {
-            path: path.to_path_buf(),
-            field,
-            message,
-        };
-        for (i, robot) in self.robots.iter().enumerate() {
-            let h = &robot.password_sha256;
-            if h.len() != 64
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
-                return Err(invalid(
-                    format!("robots[{i}].password_sha256"),
-                    "must be 64 lowercase hex characters (sha256 of the secret)".into(),
-                ));
-            }
-        }
-        for (i, settings) in self.repositories.iter().enumerate() {
-            settings.validate().map_err(|(field, message)| {
-                invalid(format!("repositories[{i}].{field}"), message)
-            })?;
-        }
-        for (i, rule) in self.rules.iter().enumerate() {
-            for (j, s) in rule.subjects.iter().enumerate() {
-                let ok = matches!(s.as_str(), "anonymous" | "authenticated")
-                    || ["user:", "group:", "robot:"]
-                        .iter()
-                        .any(|p| s.strip_prefix(p).is_some_and(|n| !n.is_empty()));
-                if !ok {
-                    return Err(invalid(
-                        format!("rules[{i}].subjects[{j}]"),
-                        format!(
-                            "`{s}` is not anonymous, authenticated, user:NAME, group:NAME or robot:NAME"
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
+    /// The per-repository settings the file lists.
+    pub fn repositories(&self) -> &[RepositorySettings] {
+        &self.0.repositories
     }
 
-    /// What the `repositories:` entries matching `repo` ask of it.
-    pub fn settings(&self, repo: &str) -> Settings {
-        Settings::for_repository(&self.repositories, repo)
-    }
-
-    pub fn robot(&self, name: &str) -> Option<&Robot> {
-        self.robots.iter().find(|r| r.name == name)
+    pub fn robot(&self, name: &str) -> Option<&berth_config::Robot> {
+        self.0.robots.iter().find(|r| r.name == name)
     }
 
     fn subject_matches(&self, subject: &str, who: &Identity) -> bool {
@@ -161,7 +48,7 @@ impl Policy {
             (s, Identity::User { name }) => {
                 s.strip_prefix("user:") == Some(name.as_str())
                     || s.strip_prefix("group:")
-                        .and_then(|g| self.groups.get(g))
+                        .and_then(|g| self.0.groups.get(g))
                         .is_some_and(|members| members.iter().any(|m| m == name))
             }
             (s, Identity::Robot { name }) => s.strip_prefix("robot:") == Some(name.as_str()),
@@ -172,10 +59,10 @@ impl Policy {
     /// Every action `who` may take on repository `repo`.
     pub fn allowed(&self, who: &Identity, repo: &str) -> BTreeSet<Action> {
         let mut actions = BTreeSet::new();
-        if self.anonymous_pull {
+        if self.0.anonymous_pull {
             actions.insert(Action::Pull);
         }
-        for rule in &self.rules {
+        for rule in &self.0.rules {
             if rule.repositories.iter().any(|p| pattern::matches(p, repo))
                 && rule.subjects.iter().any(|s| self.subject_matches(s, who))
             {
@@ -252,36 +139,18 @@ rules:
         };
         assert!(p.permits(&robot, "team-a/app", Action::Push));
         assert!(!p.permits(&robot, "team-a/other", Action::Pull));
-        assert_eq!(p.repositories.len(), 1);
-        let s = p.settings("team-a/app");
+        assert_eq!(p.repositories().len(), 1);
+        let s = crate::settings::Settings::for_repository(p.repositories(), "team-a/app");
         assert_eq!(s.quotas[0].limit_bytes, 1 << 30);
         assert!(s.is_immutable("v1.0"));
         assert!(!s.is_immutable("latest"));
         let r = s.retention.expect("retention rules");
         assert_eq!(r.keep_last, Some(10));
         assert!(r.delete_untagged);
-        assert!(p.settings("team-a/other").quotas.is_empty());
-    }
-
-    #[test]
-    fn invalid_files_name_the_field() {
-        let e = Policy::parse(
-            "rules:\n- repositories: [a]\n  subjects: [everyone]\n  actions: [pull]\n",
-            Path::new("p"),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("rules[0].subjects[0]"), "{e}");
-        let e = Policy::parse(
-            "rules:\n- repositories: [a]\n  subjects: [anonymous]\n  actions: [fly]\n",
-            Path::new("p"),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("rules[0].actions"), "{e}");
-        let e = Policy::parse(
-            "robots:\n- name: r\n  password_sha256: plain\n",
-            Path::new("p"),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("password_sha256"), "{e}");
+        assert!(
+            crate::settings::Settings::for_repository(p.repositories(), "team-a/other")
+                .quotas
+                .is_empty()
+        );
     }
 }

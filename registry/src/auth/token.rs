@@ -66,12 +66,16 @@ fn key_error(path: &Path, message: impl std::fmt::Display) -> TokenError {
     }
 }
 
+fn parse_key(path: &Path, pem: &str) -> Result<SigningKey, TokenError> {
+    SigningKey::from_pkcs8_pem(pem)
+        .or_else(|_| p256::SecretKey::from_sec1_pem(pem).map(SigningKey::from))
+        .map_err(|_| key_error(path, "not a P-256 private key in PKCS#8 or SEC1 PEM"))
+}
+
 /// Reads the key at `path`, or creates one there (mode 0600) if there is none.
 fn load_or_create_key(path: &Path) -> Result<SigningKey, TokenError> {
     match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pkcs8_pem(&pem)
-            .or_else(|_| p256::SecretKey::from_sec1_pem(&pem).map(SigningKey::from))
-            .map_err(|_| key_error(path, "not a P-256 private key in PKCS#8 or SEC1 PEM")),
+        Ok(pem) => parse_key(path, &pem),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = loop {
                 let mut bytes = [0u8; 32];
@@ -114,6 +118,16 @@ fn now() -> u64 {
 }
 
 impl TokenService {
+    /// Checks the key at `path` without creating it: a key that is there
+    /// must read; a missing one is made at start, where its directory is.
+    pub fn check_key(path: &Path) -> Result<(), TokenError> {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => parse_key(path, &pem).map(drop),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(key_error(path, e)),
+        }
+    }
+
     pub fn new(
         key_path: &Path,
         issuer: &str,

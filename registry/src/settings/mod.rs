@@ -1,68 +1,69 @@
-//! Per-repository settings from the policy file's `repositories:` list, as
-//! berth-operator renders them from `Repository` objects: a byte quota,
-//! immutable tag patterns and retention rules. An entry's `name` is a
-//! repository name or a pattern (`team/*`); a quota on a pattern limits all
-//! matching repositories together.
-//!
-//! ```yaml
-//! repositories:
-//!   - name: team-a/*
-//!     quota_bytes: 21474836480
-//!     immutable_tags: ["v*"]
-//!     retention: {keep_last: 10, max_age: 30d, protect_tags: [latest], delete_untagged: true}
-//! ```
+//! What applies to one repository: a byte quota, immutable tag patterns
+//! and retention rules ([`berth_config::RepositorySettings`], by name or
+//! pattern). They come from the server config file's `repositories:` and
+//! from the policy file's (re-read when it changes), whether or not access
+//! control is on: a registry without users still enforces its quotas.
 
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
-use serde::Deserialize;
+use berth_config::{FileError, PolicyFile};
+pub use berth_config::{RepositorySettings, RetentionRules, parse_duration};
 
 use crate::pattern;
+use crate::watch::Watched;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepositorySettings {
-    /// Repository name or pattern.
-    pub name: String,
-    /// The `namespace/name` of the Repository object it came from.
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub quota_bytes: Option<u64>,
-    #[serde(default)]
-    pub immutable_tags: Vec<String>,
-    #[serde(default)]
-    pub retention: Option<RetentionRules>,
+/// Where per-repository settings come from.
+#[derive(Clone, Default)]
+pub struct SettingsSource {
+    /// From the server config file: fixed for the life of the process.
+    config: Arc<Vec<RepositorySettings>>,
+    /// From the policy file, when there is one.
+    policy: Option<Watched<Vec<RepositorySettings>>>,
 }
 
-/// Which tags `berth retention` deletes. A tag is deleted when it is a
-/// candidate (matches `only_tags` if given, no `protect_tags`, not
-/// immutable) and every rule that is set agrees: it is not among the
-/// `keep_last` newest candidates, and it was pushed more than `max_age` ago.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionRules {
-    #[serde(default)]
-    pub keep_last: Option<u32>,
-    /// `30d`, `720h`, `2w`, … (see [`parse_duration`]).
-    #[serde(default)]
-    pub max_age: Option<String>,
-    #[serde(default)]
-    pub only_tags: Vec<String>,
-    #[serde(default)]
-    pub protect_tags: Vec<String>,
-    /// Also delete manifests no tag reaches (after the tag deletions).
-    #[serde(default)]
-    pub delete_untagged: bool,
+/// The `repositories:` of a policy file.
+fn load_from_policy(path: &Path) -> Result<Vec<RepositorySettings>, FileError> {
+    PolicyFile::load(path).map(|p| p.repositories)
 }
 
-impl RetentionRules {
-    pub fn max_age(&self) -> Option<Duration> {
-        self.max_age.as_deref().and_then(|a| parse_duration(a).ok())
+impl SettingsSource {
+    /// Settings of the config file, and of the policy file at `policy_file`.
+    pub fn open(
+        config: Vec<RepositorySettings>,
+        policy_file: Option<&Path>,
+    ) -> Result<Self, FileError> {
+        Ok(Self {
+            config: Arc::new(config),
+            policy: policy_file
+                .map(|path| Watched::load(path, load_from_policy))
+                .transpose()?,
+        })
     }
 
-    /// Nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.keep_last.is_none() && self.max_age.is_none() && !self.delete_untagged
+    /// Re-reads the policy file's settings when it changes.
+    pub fn watch(&self) {
+        if let Some(policy) = &self.policy {
+            tokio::spawn(policy.clone().watch(crate::watch::POLL));
+        }
+    }
+
+    /// Every entry, the config file's first.
+    pub fn all(&self) -> Vec<RepositorySettings> {
+        let mut all = self.config.as_ref().clone();
+        if let Some(policy) = &self.policy {
+            all.extend(policy.get().iter().cloned());
+        }
+        all
+    }
+
+    /// What applies to `repo`.
+    pub fn for_repository(&self, repo: &str) -> Settings {
+        let mut settings = Settings::for_repository(&self.config, repo);
+        if let Some(policy) = &self.policy {
+            settings.merge(Settings::for_repository(&policy.get(), repo));
+        }
+        settings
     }
 }
 
@@ -100,6 +101,15 @@ impl Settings {
         s
     }
 
+    /// Adds what `other` sets (its retention only if this has none).
+    fn merge(&mut self, other: Settings) {
+        self.quotas.extend(other.quotas);
+        self.immutable_tags.extend(other.immutable_tags);
+        if self.retention.is_none() {
+            self.retention = other.retention;
+        }
+    }
+
     /// The immutable-tag pattern `tag` matches, if any.
     pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {
         self.immutable_tags
@@ -113,47 +123,9 @@ impl Settings {
     }
 }
 
-impl RepositorySettings {
-    /// Checks what serde cannot; on error, the field and the message.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.name.is_empty() {
-            return Err(("name".into(), "must not be empty".into()));
-        }
-        if let Some(age) = self.retention.as_ref().and_then(|r| r.max_age.as_deref()) {
-            parse_duration(age).map_err(|e| ("retention.max_age".into(), e))?;
-        }
-        Ok(())
-    }
-}
-
-/// `<number><unit>` with unit s, m, h, d or w (the operator's CRD grammar),
-/// or anything `humantime` reads (`1h 30m`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration like 30s, 15m, 12h, 30d or 2w: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("30d").unwrap(),
-            Duration::from_secs(30 * 86400)
-        );
-        assert_eq!(
-            parse_duration("2w").unwrap(),
-            Duration::from_secs(14 * 86400)
-        );
-        assert_eq!(
-            parse_duration("720h").unwrap(),
-            Duration::from_secs(720 * 3600)
-        );
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("soon").is_err());
-    }
 
     #[test]
     fn settings_merge_by_pattern() {
@@ -168,8 +140,5 @@ mod tests {
         assert_eq!(s.retention.unwrap().keep_last, Some(3));
         let other = Settings::for_repository(&entries, "other/app");
         assert!(other.quotas.is_empty() && other.retention.is_none());
-        assert!(
-            serde_yaml::from_str::<Vec<RepositorySettings>>("- name: a\n  quota: 1\n").is_err()
-        );
     }
 }

@@ -1,0 +1,27 @@
+//! The contract between `berth` and `berth-operator`: the files one writes
+//! and the other reads, as serde types, and the names of the environment
+//! variables. The operator renders these types; the registry parses them
+//! with the same types, so a field added on one side is a compile error on
+//! the other until it is handled.
+//!
+//! - [`server`]: the `berth serve` config file (also its flags and
+//!   `BERTH_*` variables);
+//! - [`policy`]: the policy file (robots, groups, rules);
+//! - [`repository`]: per-repository settings (quota, immutable tags,
+//!   retention), in the policy file or the config file;
+//! - [`env`]: environment variable names.
+//!
+//! Only data and its validation live here: no I/O beyond reading a file,
+//! no behaviour of either binary.
+
+pub mod env;
+pub mod policy;
+pub mod repository;
+pub mod server;
+
+mod error;
+
+pub use error::FileError;
+pub use policy::{Action, PolicyFile, Robot, Rule};
+pub use repository::{RepositorySettings, RetentionRules, parse_duration};
+pub use server::{LogFormat, ServerConfig, StorageBackend};
