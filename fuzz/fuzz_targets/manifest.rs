@@ -3,7 +3,7 @@
 //! accepts is stored under a media type and lists no negative sizes.
 #![no_main]
 
-use berth_registry::manifest;
+use berth_registry::oci::manifest;
 use libfuzzer_sys::fuzz_target;
 
 const CONTENT_TYPES: [Option<&str>; 6] = [

@@ -2,7 +2,7 @@
 //! inside the blob and is not empty.
 #![no_main]
 
-use berth_registry::api::range::{RangeRequest, parse_content_range, parse_range};
+use berth_registry::http::range::{RangeRequest, parse_content_range, parse_range};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

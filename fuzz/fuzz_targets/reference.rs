@@ -2,8 +2,8 @@
 //! prints back as itself, and a name that is valid has no empty segment.
 #![no_main]
 
-use berth_registry::digest::Digest;
-use berth_registry::names::{is_valid_name, is_valid_tag};
+use berth_registry::oci::digest::Digest;
+use berth_registry::oci::names::{is_valid_name, is_valid_tag};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! template (used for metrics labels) agrees with the parsed route.
 #![no_main]
 
-use berth_registry::api::route;
+use berth_registry::http::route;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

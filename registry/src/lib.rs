@@ -1,23 +1,25 @@
 //! Berth: an OCI distribution registry.
 //!
-//! Requests flow one way: [`api`] (HTTP) -> [`auth`] (who, and may they)
-//! -> [`meta`] (metadata, SQL) and [`storage`] (blob bytes, `object_store`). See DESIGN.md for the map.
+//! A request flows one way: [`http`] (routes, access control at the edge,
+//! one handler file per area of the spec) -> [`service`] (the rules of
+//! pushes, pulls and deletes) -> [`meta`] (metadata: SQL) and [`storage`]
+//! (blob bytes). [`auth`] says who is asking and what they may do;
+//! [`settings`] what applies to a repository; [`maintenance`] is gc and
+//! retention; [`cli`] is the `berth` command line, and [`server`] puts a
+//! serving process together.
 
-pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod digest;
-pub mod file_window;
 pub mod full_disk;
-pub mod http_server;
-pub mod listener;
+pub mod http;
 pub mod maintenance;
-pub mod manifest;
 pub mod meta;
 pub mod metrics;
-pub mod names;
+pub mod oci;
 pub mod pattern;
-pub mod publish;
 pub mod server;
+pub mod service;
 pub mod settings;
 pub mod storage;
+pub mod watch;

@@ -7,38 +7,26 @@ use axum::response::{IntoResponse, Response};
 use super::errors::{ApiError, ApiResult, Code};
 use super::range::{RangeRequest, parse_range};
 use super::{AppState, Req, hv};
-use crate::digest::Digest;
+use crate::oci::digest::Digest;
 
 pub fn parse_digest(s: &str) -> ApiResult<Digest> {
     s.parse()
         .map_err(|e| ApiError::new(Code::DigestInvalid, format!("{e}")))
 }
 
-fn blob_unknown(name: &str, digest: &Digest) -> ApiError {
-    ApiError::new(
-        Code::BlobUnknown,
-        format!("blob {digest} is not in repository `{name}`"),
-    )
-}
-
 pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiResult {
     let digest = parse_digest(digest)?;
-    let size = state
-        .meta
-        .repository_blob(name, &digest)
-        .await?
-        .ok_or_else(|| blob_unknown(name, &digest))?;
-
+    let repo = state.registry.repository(name);
+    let size = repo.blob_size(&digest).await?;
     let (status, range) = match parse_range(req.header("range"), size) {
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
         RangeRequest::Unsatisfiable => {
-            let mut e = ApiError::new(
+            let mut response = ApiError::new(
                 Code::RangeInvalid,
                 format!("range is outside the blob's {size} bytes"),
-            );
-            e.range = None;
-            let mut response = e.into_response();
+            )
+            .into_response();
             response
                 .headers_mut()
                 .insert("content-range", hv(format!("bytes */{size}")));
@@ -46,22 +34,10 @@ pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiRes
         }
     };
     let length = range.as_ref().map_or(size, |r| r.end - r.start);
-
     let body = if req.method == Method::HEAD {
         Body::empty()
     } else {
-        let stream = match state.blobs.get(&digest, range.clone()).await {
-            Ok(s) => s,
-            Err(
-                crate::storage::StorageError::BlobMissing(_)
-                | crate::storage::StorageError::Store(object_store::Error::NotFound { .. }),
-            ) => {
-                tracing::error!(%digest, "metadata lists a blob that storage does not have");
-                return Err(blob_unknown(name, &digest));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Body::from_stream(stream)
+        Body::from_stream(repo.read_blob(&digest, range.clone()).await?)
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -83,9 +59,6 @@ pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiRes
 
 pub async fn delete(state: &AppState, name: &str, digest: &str) -> ApiResult {
     let digest = parse_digest(digest)?;
-    if state.meta.unlink_blob(name, &digest).await? {
-        Ok(StatusCode::ACCEPTED.into_response())
-    } else {
-        Err(blob_unknown(name, &digest))
-    }
+    state.registry.repository(name).delete_blob(&digest).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::meta::MetaError;
-use crate::publish::PublishError;
+use crate::service::ServiceError;
 use crate::storage::StorageError;
 
 /// The spec's error codes, plus the few distribution added that clients know.
@@ -115,8 +115,11 @@ impl ApiError {
         self
     }
 
-    pub fn internal(what: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %what, "internal error");
+    /// A failure the client cannot do anything about: logged with its
+    /// whole chain of causes, reported without detail.
+    pub fn internal(what: impl Into<anyhow::Error>) -> Self {
+        let what = what.into();
+        tracing::error!(error = format!("{what:#}"), "internal error");
         Self::new(Code::Unknown, "internal server error; see the registry log")
     }
 
@@ -130,8 +133,13 @@ impl ApiError {
 
     /// A write refused because `store`'s disk is full: 507, and said so to
     /// the client, in the log and in the metrics. Nothing was stored.
-    fn storage_full(store: &'static str, what: impl std::fmt::Display) -> Self {
-        tracing::error!(store, error = %what, "storage is full: the write was refused");
+    fn storage_full(store: &'static str, what: impl Into<anyhow::Error>) -> Self {
+        let what = what.into();
+        tracing::error!(
+            store,
+            error = format!("{what:#}"),
+            "storage is full: the write was refused"
+        );
         crate::metrics::STORAGE_FULL
             .with_label_values(&[store])
             .inc();
@@ -171,14 +179,38 @@ impl From<MetaError> for ApiError {
     }
 }
 
-impl From<PublishError> for ApiError {
-    fn from(e: PublishError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let message = e.to_string();
         match e {
-            PublishError::Meta(e) => e.into(),
-            PublishError::Storage(e) => e.into(),
-            busy @ PublishError::Busy(_) => Self::retry_soon(busy),
+            ServiceError::Meta(e) => e.into(),
+            ServiceError::Storage(e) => e.into(),
+            ServiceError::BlobUnknown { .. } => Self::new(Code::BlobUnknown, message),
+            ServiceError::ManifestUnknown { .. } => Self::new(Code::ManifestUnknown, message),
+            ServiceError::NameUnknown(_) => Self::new(Code::NameUnknown, message),
+            ServiceError::UploadUnknown { .. } => Self::new(Code::BlobUploadUnknown, message),
+            ServiceError::DigestMismatch { .. } | ServiceError::ManifestDigestMismatch { .. } => {
+                Self::new(Code::DigestInvalid, message)
+            }
+            ServiceError::ChunkOutOfOrder { size, .. }
+            | ServiceError::ConcurrentAppend { size } => {
+                let mut e = Self::new(Code::RangeInvalid, message);
+                e.range = Some(received_range(size));
+                e
+            }
+            ServiceError::ChunkLengthMismatch { .. } | ServiceError::LengthMismatch { .. } => {
+                Self::new(Code::SizeInvalid, message)
+            }
+            ServiceError::BodyUnreadable(_) => Self::new(Code::BlobUploadInvalid, message),
+            ServiceError::ManifestInvalid(_) => Self::new(Code::ManifestInvalid, message),
+            ServiceError::Busy(_) => Self::retry_soon(message),
         }
     }
+}
+
+/// `Range` as upload responses report it: the bytes received so far.
+pub fn received_range(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
 }
 
 impl From<StorageError> for ApiError {

@@ -1,6 +1,8 @@
 //! The HTTP API: the distribution spec's endpoints, one file per area.
-//! Handlers parse requests and shape responses; they hold no SQL and no
-//! paths, only calls into [`MetaStore`] and [`BlobStore`].
+//! Handlers parse requests, call the [`service`](crate::service) and shape
+//! responses; they hold no rules, no SQL and no paths. Access control runs
+//! at the edge (`access`), every failure becomes the spec's error in one
+//! place (`errors`), and `server` is the accept loop with its limits.
 
 mod access;
 mod blobs;
@@ -12,6 +14,8 @@ pub mod range;
 mod referrers;
 mod request_id;
 pub mod route;
+pub mod server;
+pub mod stream;
 mod tags;
 mod token;
 mod uploads;
@@ -28,9 +32,7 @@ use axum::routing::{any, get};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AccessControl;
-use crate::meta::MetaStore;
-use crate::settings::Settings;
-use crate::storage::BlobStore;
+use crate::service::Registry;
 use errors::{ApiError, ApiResult, Code};
 use request_id::MakeCounterId;
 use route::Route;
@@ -38,21 +40,9 @@ use route::Route;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub meta: Arc<dyn MetaStore>,
-    pub blobs: BlobStore,
+    pub registry: Arc<Registry>,
     /// None: access control is off.
     pub access: Option<Arc<AccessControl>>,
-}
-
-impl AppState {
-    /// Quota, immutable tags and retention of a repository, from the policy
-    /// file (none without access control).
-    pub fn settings(&self, repo: &str) -> Settings {
-        self.access
-            .as_ref()
-            .map(|a| a.policy.get().settings(repo))
-            .unwrap_or_default()
-    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -116,7 +106,7 @@ async fn token_endpoint(State(state): State<AppState>, request: Request) -> Resp
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.meta.ping().await {
+    match state.registry.meta.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -191,11 +181,11 @@ impl Req {
         Req {
             client: parts
                 .extensions
-                .get::<ConnectInfo<crate::listener::ClientAddr>>()
+                .get::<ConnectInfo<crate::http::stream::ClientAddr>>()
                 .map(|c| c.0.0.ip()),
             connection: parts
                 .extensions
-                .get::<crate::listener::ConnectionId>()
+                .get::<crate::http::stream::ConnectionId>()
                 .map(|c| c.0),
             method: parts.method,
             params: Params::parse(parts.uri.query()),
@@ -207,6 +197,22 @@ impl Req {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body, for a service: a stream of chunks with the announced length.
+    pub fn into_body(self) -> crate::service::Body {
+        use futures::{StreamExt, TryStreamExt};
+        let length = self
+            .header("content-length")
+            .and_then(|l| l.trim().parse().ok());
+        crate::service::Body {
+            stream: self
+                .body
+                .into_data_stream()
+                .map_err(std::io::Error::other)
+                .boxed(),
+            length,
+        }
     }
 }
 
@@ -288,15 +294,4 @@ pub fn next_link(path: &str, n: u32, last: &str) -> HeaderValue {
         .append_pair("last", last)
         .finish();
     hv(format!("<{path}?{query}>; rel=\"next\""))
-}
-
-/// Fetches one more than a page to know whether another page follows.
-pub fn page<T>(mut items: Vec<T>, n: Option<u32>) -> (Vec<T>, bool) {
-    match n {
-        Some(n) if items.len() > n as usize => {
-            items.truncate(n as usize);
-            (items, true)
-        }
-        _ => (items, false),
-    }
 }

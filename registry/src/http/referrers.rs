@@ -5,17 +5,19 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-use super::errors::{ApiError, ApiResult, Code};
+use super::blobs::parse_digest;
+use super::errors::ApiResult;
 use super::{AppState, Req};
-use crate::digest::Digest;
-use crate::manifest::OCI_INDEX;
+use crate::oci::manifest::OCI_INDEX;
 
 pub async fn list(state: &AppState, name: &str, digest: &str, req: Req) -> ApiResult {
-    let subject: Digest = digest
-        .parse()
-        .map_err(|e| ApiError::new(Code::DigestInvalid, format!("{e}")))?;
+    let subject = parse_digest(digest)?;
     let artifact_type = req.params.get("artifactType").filter(|t| !t.is_empty());
-    let referrers = state.meta.referrers(name, &subject, artifact_type).await?;
+    let referrers = state
+        .registry
+        .repository(name)
+        .referrers(&subject, artifact_type)
+        .await?;
     let manifests: Vec<Value> = referrers
         .into_iter()
         .map(|r| {

@@ -2,7 +2,7 @@
 //! number of segments, so the endpoint is read from the tail of the path.
 
 use super::errors::{ApiError, Code};
-use crate::names::is_valid_name;
+use crate::oci::names::is_valid_name;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {

@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
-use crate::listener::{ApiStream, ClientAddr, ConnectionId};
+use crate::http::stream::{ApiStream, ClientAddr, ConnectionId};
 
 /// The id of the next accepted connection.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(0);

@@ -1,4 +1,4 @@
-//! The API's socket wrapper: it sends file windows (see `file_window`) with
+//! The API's socket wrapper: it sends file windows (see `storage::local::window`) with
 //! sendfile(2), so a pull costs no copy through user space, and it ends a
 //! connection whose client has read nothing for the send timeout.
 
@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::file_window;
+use crate::storage::local::window;
 
 /// The client's address, for handlers (`ConnectInfo<ClientAddr>`).
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +74,7 @@ impl ApiStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         for (i, buf) in bufs.iter().enumerate() {
-            if let Some((file, offset, count)) = file_window::lookup(buf.as_ptr(), buf.len()) {
+            if let Some((file, offset, count)) = window::lookup(buf.as_ptr(), buf.len()) {
                 if i == 0 {
                     return match ready!(self.poll_sendfile(cx, &file, offset, count)) {
                         // A file system without sendfile: write the mapped bytes.

@@ -8,24 +8,17 @@
 //! without any link are then removed in batches: their rows are replaced by
 //! tombstones in one transaction, the bytes deleted, the tombstones cleared.
 //! A push of the same digest meanwhile waits for the tombstone to clear
-//! (see `crate::publish`), so no link ever points at deleted bytes.
+//! (see `crate::service::publish`), so no link ever points at deleted bytes.
 
 use std::time::{Duration, Instant};
 
-use crate::digest::Digest;
 use crate::meta::{DoomedBlob, MaintenanceRun, MetaError, MetaStore, SweepRules, now_ms};
+use crate::oci::digest::Digest;
+use crate::service::publish::{CLAIM_TTL, DELETE_DEADLINE, STALE_TOMBSTONE};
 use crate::storage::{BlobStore, StorageError};
 
 /// Blobs tombstoned (and then deleted) per transaction.
 const BATCH: u32 = 256;
-/// Tombstones older than this were left by a gc that died: finish its work.
-const STALE_TOMBSTONE: Duration = Duration::from_secs(10 * 60);
-/// A publication claim older than this belongs to a publisher that died
-/// (publishing takes seconds), whatever the grace period.
-pub const CLAIM_TTL: Duration = Duration::from_secs(10 * 60);
-/// Stop deleting the bytes of a batch this long after tombstoning it:
-/// publishers may break tombstones that are [`STALE_TOMBSTONE`] old.
-const DELETE_DEADLINE: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
@@ -68,7 +61,17 @@ pub struct GcReport {
     pub bytes: u64,
     /// Staging files and session-less upload data older than the grace period.
     pub leftovers: super::Leftovers,
+    /// Dry runs: what would go without the grace period, and does not.
+    pub kept: Kept,
     pub duration: Duration,
+}
+
+/// What the grace period keeps (younger than it, and otherwise garbage).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    pub manifests: u64,
+    pub blobs: u64,
+    pub bytes: u64,
 }
 
 impl GcReport {
@@ -91,7 +94,7 @@ impl GcReport {
 /// Runs one gc and records it (also when it fails).
 pub async fn run(
     meta: &dyn MetaStore,
-    blobs: &BlobStore,
+    blobs: &dyn BlobStore,
     opts: &GcOptions,
 ) -> Result<GcReport, GcError> {
     let started_ms = now_ms();
@@ -106,9 +109,12 @@ pub async fn run(
         .as_ref()
         .err()
         .map(|e| serde_json::json!({"error": e.to_string()}).to_string());
-    let record = report.run_record(started_ms, result.is_ok(), detail);
-    if let Err(e) = meta.record_run(&record).await {
-        tracing::warn!(error = %e, "could not record the gc run");
+    // A dry run writes nothing, not even its record.
+    if !opts.dry_run {
+        let record = report.run_record(started_ms, result.is_ok(), detail);
+        if let Err(e) = meta.record_run(&record).await {
+            tracing::warn!(error = format!("{e:#}"), "could not record the gc run");
+        }
     }
     result?;
     tracing::info!(
@@ -129,7 +135,7 @@ pub async fn run(
 
 async fn collect(
     meta: &dyn MetaStore,
-    blobs: &BlobStore,
+    blobs: &dyn BlobStore,
     opts: &GcOptions,
     started_ms: i64,
     report: &mut GcReport,
@@ -154,6 +160,28 @@ async fn collect(
         }
         report.blobs = plan.blobs.len() as u64;
         report.bytes = plan.blobs.iter().map(|b| b.size).sum();
+        // The same plan as if the grace period were over now.
+        let now = SweepRules {
+            cutoff_ms: started_ms,
+            claim_cutoff_ms: rules.claim_cutoff_ms,
+            ..rules
+        };
+        let without_grace = meta.plan_gc(now).await?;
+        let manifests: usize = without_grace
+            .repositories
+            .iter()
+            .map(|(_, s)| s.manifests.len())
+            .sum();
+        report.kept = Kept {
+            manifests: (manifests as u64).saturating_sub(report.manifests.len() as u64),
+            blobs: (without_grace.blobs.len() as u64).saturating_sub(report.blobs),
+            bytes: without_grace
+                .blobs
+                .iter()
+                .map(|b| b.size)
+                .sum::<u64>()
+                .saturating_sub(report.bytes),
+        };
         return Ok(());
     }
 
@@ -223,14 +251,14 @@ fn tally(report: &mut GcReport, repo: &str, sweep: crate::meta::RepoSweep) {
     }
 }
 
-async fn blob_size(blobs: &BlobStore, digest: &str) -> Result<u64, GcError> {
+async fn blob_size(blobs: &dyn BlobStore, digest: &str) -> Result<u64, GcError> {
     match digest.parse::<Digest>() {
         Ok(d) => Ok(blobs.size(&d).await?.unwrap_or(0)),
         Err(_) => Ok(0),
     }
 }
 
-async fn delete_bytes(blobs: &BlobStore, digest: &str) -> Result<(), GcError> {
+async fn delete_bytes(blobs: &dyn BlobStore, digest: &str) -> Result<(), GcError> {
     match digest.parse::<Digest>() {
         Ok(d) => Ok(blobs.delete_blob(&d).await?),
         // Only digests we validated are ever stored; nothing to delete otherwise.
@@ -248,8 +276,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::digest::Algorithm;
-    use crate::meta::{Claim, SqliteMeta};
+    use crate::meta::{BlobMeta, Claim, GcMeta, SqliteMeta, StatsMeta};
+    use crate::oci::digest::Algorithm;
 
     /// Rules whose cutoffs are now, between two short sleeps.
     async fn tick() -> SweepRules {
@@ -268,7 +296,7 @@ mod tests {
     #[tokio::test]
     async fn publishers_and_gc_exclude_each_other() {
         let meta = SqliteMeta::memory().await.unwrap();
-        let blobs = BlobStore::memory();
+        let blobs = crate::storage::ObjectBlobs::memory();
         let d = Digest::of(Algorithm::Sha256, b"bytes");
         let claim = meta.claim_blob("r", &d, 5, true, &[]).await.unwrap();
         assert_eq!(claim, Claim::Claimed);
@@ -335,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn dead_claims_are_collected() {
         let meta = SqliteMeta::memory().await.unwrap();
-        let blobs = BlobStore::memory();
+        let blobs = crate::storage::ObjectBlobs::memory();
         let d = Digest::of(Algorithm::Sha256, b"half published");
         assert_eq!(
             meta.claim_blob("r", &d, 14, false, &[]).await.unwrap(),

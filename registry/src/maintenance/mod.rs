@@ -79,7 +79,7 @@ pub struct Leftovers {
 /// `cutoff`. An upload whose session still exists is left to expire.
 pub async fn sweep_leftovers(
     meta: &dyn MetaStore,
-    blobs: &BlobStore,
+    blobs: &dyn BlobStore,
     cutoff: std::time::SystemTime,
     dry_run: bool,
 ) -> Result<Leftovers, gc::GcError> {
@@ -108,7 +108,7 @@ pub async fn sweep_leftovers(
 /// Runs gc every `every` inside the server (`gc_interval_seconds`).
 pub async fn gc_every(
     meta: Arc<dyn MetaStore>,
-    blobs: BlobStore,
+    blobs: Arc<dyn BlobStore>,
     every: Duration,
     opts: gc::GcOptions,
 ) {
@@ -116,7 +116,7 @@ pub async fn gc_every(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = gc::run(meta.as_ref(), &blobs, &opts).await {
+        if let Err(e) = gc::run(meta.as_ref(), blobs.as_ref(), &opts).await {
             tracing::error!(error = %e, "scheduled gc failed");
         }
     }

@@ -113,8 +113,14 @@ pub async fn run(
         deleted_bytes: 0,
         detail: Some(detail.to_string()),
     };
-    if let Err(e) = meta.record_run(&record).await {
-        tracing::warn!(error = %e, "could not record the retention run");
+    // A dry run writes nothing, not even its record.
+    if !opts.dry_run
+        && let Err(e) = meta.record_run(&record).await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "could not record the retention run"
+        );
     }
     result?;
     tracing::info!(

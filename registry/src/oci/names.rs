@@ -4,6 +4,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::digest::{Digest, DigestError};
+
 static NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
         .expect("static regex")
@@ -22,6 +24,45 @@ pub fn is_valid_name(name: &str) -> bool {
 
 pub fn is_valid_tag(tag: &str) -> bool {
     TAG.is_match(tag)
+}
+
+/// The `<reference>` of a manifest path: a tag, or a digest (it has a `:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagOrDigest {
+    Tag(String),
+    Digest(Digest),
+}
+
+/// A reference that is neither a valid tag nor a valid digest.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("`{0}` is neither a digest nor a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}})")]
+    Tag(String),
+}
+
+impl std::str::FromStr for TagOrDigest {
+    type Err = ReferenceError;
+
+    fn from_str(reference: &str) -> Result<Self, ReferenceError> {
+        if reference.contains(':') {
+            Ok(TagOrDigest::Digest(reference.parse()?))
+        } else if is_valid_tag(reference) {
+            Ok(TagOrDigest::Tag(reference.to_string()))
+        } else {
+            Err(ReferenceError::Tag(reference.to_string()))
+        }
+    }
+}
+
+impl std::fmt::Display for TagOrDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TagOrDigest::Tag(t) => f.write_str(t),
+            TagOrDigest::Digest(d) => d.fmt(f),
+        }
+    }
 }
 
 #[cfg(test)]

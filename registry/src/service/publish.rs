@@ -14,15 +14,22 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::digest::Digest;
 use crate::meta::{Claim, MetaError, MetaStore, now_ms};
+use crate::oci::digest::Digest;
 use crate::settings::Quota;
 use crate::storage::StorageError;
 
 /// How long a publisher waits for gc to finish deleting the same digest.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
-/// A tombstone this old belongs to a gc that died: break it.
-const STALE_TOMBSTONE: Duration = Duration::from_secs(10 * 60);
+/// A tombstone this old belongs to a gc that died: publishers break it, and
+/// the next gc finishes its deletions.
+pub const STALE_TOMBSTONE: Duration = Duration::from_secs(10 * 60);
+/// A publication claim older than this belongs to a publisher that died
+/// (publishing takes seconds), whatever gc's grace period.
+pub const CLAIM_TTL: Duration = Duration::from_secs(10 * 60);
+/// gc stops deleting the bytes of a batch this long after tombstoning it,
+/// well before publishers may break its tombstones.
+pub const DELETE_DEADLINE: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -31,7 +38,7 @@ pub enum PublishError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("blob {0} is being garbage-collected right now; retry the upload")]
-    Busy(String),
+    Busy(Digest),
 }
 
 /// What is published: `size` bytes as `digest` in `repo`. `verified`: the
@@ -75,7 +82,7 @@ where
             Claim::Busy => {
                 let stale_before = now_ms() - STALE_TOMBSTONE.as_millis() as i64;
                 if !meta.break_stale_tombstone(p.digest, stale_before).await? {
-                    return Err(PublishError::Busy(p.digest.to_string()));
+                    return Err(PublishError::Busy(p.digest.clone()));
                 }
                 tracing::warn!(digest = %p.digest, "broke the tombstone of a gc that died");
             }

@@ -1,6 +1,6 @@
-//! Blob bytes on a local disk: pulls and upload writes.
+//! The file I/O of the local store: pulls and upload writes.
 //!
-//! Large reads are served as file windows (`crate::file_window`): `Bytes`
+//! Large reads are served as file windows (`crate::storage::local::window`): `Bytes`
 //! that the API's sockets send with sendfile, straight from the page cache,
 //! so a pull costs no copy through user space. Small reads are one `read`
 //! into one buffer.
@@ -24,9 +24,9 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use rustix::fs::Advice;
 
-use super::{ByteStream, Result, StorageError};
-use crate::digest::Hasher;
-use crate::file_window;
+use super::window;
+use crate::oci::digest::Hasher;
+use crate::storage::{ByteStream, Result, StorageError};
 
 /// Reads below this size are copied into one buffer; mapping is not worth it.
 const SMALL_READ: u64 = 256 * 1024;
@@ -88,7 +88,7 @@ pub fn stream(file: File, range: Range<u64>) -> ByteStream {
             // sendfile on a cold blob finds its pages (or soon will).
             let ahead = (rest.end - start).min(2 * MAP_WINDOW);
             let _ = rustix::fs::fadvise(&*file, start, NonZeroU64::new(ahead), Advice::WillNeed);
-            let window = file_window::map(&file, start, len as usize)?;
+            let window = window::map(&file, start, len as usize)?;
             Ok((file, window))
         })
         .await?;
@@ -140,7 +140,7 @@ where
     if let Err(e) = &result {
         let _ = tokio::fs::remove_file(&path).await;
         if !matches!(e, StorageError::Body(_)) {
-            super::drain(&mut body).await;
+            crate::storage::drain(&mut body).await;
         }
     }
     result
@@ -272,7 +272,7 @@ mod tests {
             .map(|i| Ok(Bytes::from(vec![i; 100_000])))
             .collect();
         let expected: Vec<u8> = (0..40u8).flat_map(|i| vec![i; 100_000]).collect();
-        let mut hasher = Hasher::new(crate::digest::Algorithm::Sha256);
+        let mut hasher = Hasher::new(crate::oci::digest::Algorithm::Sha256);
         let written = write(path.clone(), stream::iter(chunks), Some(&mut hasher))
             .await
             .unwrap();
@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         assert_eq!(
             hasher.finish(),
-            crate::digest::Digest::of(crate::digest::Algorithm::Sha256, &expected)
+            crate::oci::digest::Digest::of(crate::oci::digest::Algorithm::Sha256, &expected)
         );
         // A second write to the same name fails instead of truncating it.
         let again = stream::iter(vec![Ok::<_, io::Error>(Bytes::from_static(b"x"))]);

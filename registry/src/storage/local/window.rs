@@ -4,7 +4,7 @@
 //! hyper writes response bodies as `Bytes` and knows nothing of files. A
 //! window is a `Bytes` over a memory map of the range (not faulted in), and
 //! it is registered here with its file and offset while it lives. The API's
-//! socket wrapper (`listener::ApiStream`) looks up each buffer hyper hands
+//! socket wrapper (`http::stream::ApiStream`) looks up each buffer hyper hands
 //! it: a registered window goes out with sendfile straight from the page
 //! cache; anything else is written as usual. Whoever reads a window's bytes
 //! instead (another wrapper, a test) reads the mapped file: the same bytes,

@@ -1,0 +1,62 @@
+//! Tags.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{Durability, SqliteMeta, repository_id};
+use crate::meta::{Result, TagInfo, TagMeta};
+
+#[async_trait]
+impl TagMeta for SqliteMeta {
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
+        let query = sqlx::query(
+            "DELETE FROM tags WHERE name = $2
+             AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+        )
+        .bind(repo)
+        .bind(tag);
+        let done = self.write_one(Durability::Full, query).await?;
+        self.manifests.changed();
+        Ok(done.rows_affected() > 0)
+    }
+    async fn list_tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(repo_id) = repository_id(&self.read, repo).await? else {
+            return Ok(None);
+        };
+        let tags = sqlx::query_scalar(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo_id)
+        .bind(last.unwrap_or(""))
+        .bind(limit.map_or(-1, i64::from))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(tags))
+    }
+    async fn tag_history(&self, repo: &str) -> Result<Option<Vec<TagInfo>>> {
+        let Some(repo_id) = repository_id(&self.read, repo).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT name, manifest_digest, updated_at FROM tags WHERE repository_id = $1
+             ORDER BY updated_at DESC, name",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| TagInfo {
+                    name: r.get(0),
+                    digest: r.get(1),
+                    updated_at: r.get(2),
+                })
+                .collect(),
+        ))
+    }
+}

@@ -1,0 +1,6 @@
+//! The OCI formats Berth reads: digests, repository names and tags, and
+//! manifests. Pure parsing, no I/O.
+
+pub mod digest;
+pub mod manifest;
+pub mod names;
