@@ -1,5 +1,5 @@
-//! berth-bench: a load generator for OCI registries (see bench/README in
-//! RESULTS.md and bench/run.sh for how it is driven).
+//! berth-bench: a load generator for OCI registries (bench/run.sh drives it
+//! against each server; bench/RESULTS.md has the numbers and how to read them).
 
 mod blobgen;
 mod client;

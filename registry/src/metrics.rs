@@ -151,7 +151,7 @@ pub fn init() {
         AUTH_FAILURES.with_label_values(&[endpoint]);
         AUTH_RATE_LIMITED.with_label_values(&[endpoint]);
     }
-    for route in crate::http::observe::ROUTES {
+    for route in crate::http::route::labels() {
         HTTP_REQUEST_BYTES.with_label_values(&[route]);
         HTTP_RESPONSE_BYTES.with_label_values(&[route]);
     }

@@ -7,6 +7,7 @@
 mod access;
 mod blobs;
 mod catalog;
+mod challenge;
 pub mod errors;
 mod manifests;
 pub mod observe;

@@ -25,44 +25,6 @@ use tracing::Instrument;
 use super::route;
 use crate::metrics;
 
-/// Route templates outside `/v2/{name}/...`.
-const VERSION_CHECK: &str = "/v2/";
-const TOKEN: &str = "/auth/token";
-const HEALTHZ: &str = "/healthz";
-const READYZ: &str = "/readyz";
-/// A path no endpoint serves.
-const UNMATCHED: &str = "unmatched";
-
-/// Every route label value (for exporting the byte counters at zero).
-pub const ROUTES: [&str; 12] = [
-    VERSION_CHECK,
-    "/v2/_catalog",
-    "/v2/{name}/tags/list",
-    "/v2/{name}/manifests/{reference}",
-    "/v2/{name}/blobs/{digest}",
-    "/v2/{name}/blobs/uploads/",
-    "/v2/{name}/blobs/uploads/{id}",
-    "/v2/{name}/referrers/{digest}",
-    TOKEN,
-    HEALTHZ,
-    READYZ,
-    UNMATCHED,
-];
-
-/// The route template of a request path.
-pub fn template(path: &str) -> &'static str {
-    match path {
-        "/v2" | "/v2/" => VERSION_CHECK,
-        "/auth/token" => TOKEN,
-        "/healthz" => HEALTHZ,
-        "/readyz" => READYZ,
-        _ => path
-            .strip_prefix("/v2/")
-            .and_then(route::endpoint)
-            .map_or(UNMATCHED, route::Endpoint::template),
-    }
-}
-
 /// The method as a label value: a client may send any token as method, and
 /// labels must stay few.
 fn method_label(method: &Method) -> &'static str {
@@ -82,7 +44,7 @@ fn method_label(method: &Method) -> &'static str {
 /// set (taken from the client or generated) by the time it runs.
 pub async fn observe(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let route = template(&path);
+    let route = route::template(&path);
     let method = method_label(req.method());
     let request_id = req
         .headers()
@@ -223,35 +185,5 @@ impl HttpBody for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates() {
-        for (path, want) in [
-            ("/v2/", "/v2/"),
-            ("/v2", "/v2/"),
-            ("/v2/_catalog", "/v2/_catalog"),
-            (
-                "/v2/team/app/manifests/v1",
-                "/v2/{name}/manifests/{reference}",
-            ),
-            ("/v2/app/blobs/uploads/", "/v2/{name}/blobs/uploads/"),
-            (
-                "/v2/app/blobs/uploads/0f0f",
-                "/v2/{name}/blobs/uploads/{id}",
-            ),
-            ("/auth/token", "/auth/token"),
-            ("/healthz", "/healthz"),
-            ("/v2/app/secret-place", "unmatched"),
-            ("/etc/passwd", "unmatched"),
-        ] {
-            assert_eq!(template(path), want, "{path}");
-            assert!(ROUTES.contains(&want), "{want} is not in ROUTES");
-        }
     }
 }

@@ -78,6 +78,48 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::Catalog,
+        Endpoint::Tags,
+        Endpoint::Manifest,
+        Endpoint::Blob,
+        Endpoint::Uploads,
+        Endpoint::Upload,
+        Endpoint::Referrers,
+    ];
+}
+
+/// Route labels outside `/v2/{name}/...`.
+const VERSION_CHECK: &str = "/v2/";
+const TOKEN: &str = "/auth/token";
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+/// A path no endpoint serves.
+const UNMATCHED: &str = "unmatched";
+
+/// Every route label value (metrics export their counters at zero).
+pub fn labels() -> impl Iterator<Item = &'static str> {
+    [VERSION_CHECK, TOKEN, HEALTHZ, READYZ, UNMATCHED]
+        .into_iter()
+        .chain(Endpoint::ALL.iter().map(|e| e.template()))
+}
+
+/// The route template of a request path, for metrics and logs: never a
+/// repository name, digest or tag.
+pub fn template(path: &str) -> &'static str {
+    match path {
+        "/v2" | "/v2/" => VERSION_CHECK,
+        "/auth/token" => TOKEN,
+        "/healthz" => HEALTHZ,
+        "/readyz" => READYZ,
+        _ => path
+            .strip_prefix("/v2/")
+            .and_then(endpoint)
+            .map_or(UNMATCHED, Endpoint::template),
+    }
+}
+
 impl Route {
     pub fn endpoint(&self) -> Endpoint {
         match self {
@@ -247,5 +289,35 @@ mod tests {
         }
         assert_eq!(endpoint("a/unknown/x"), None);
         assert_eq!(endpoint("_catalog/x"), None);
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn path_templates() {
+        for (path, want) in [
+            ("/v2/", "/v2/"),
+            ("/v2", "/v2/"),
+            ("/v2/_catalog", "/v2/_catalog"),
+            (
+                "/v2/team/app/manifests/v1",
+                "/v2/{name}/manifests/{reference}",
+            ),
+            ("/v2/app/blobs/uploads/", "/v2/{name}/blobs/uploads/"),
+            (
+                "/v2/app/blobs/uploads/0f0f",
+                "/v2/{name}/blobs/uploads/{id}",
+            ),
+            ("/auth/token", "/auth/token"),
+            ("/healthz", "/healthz"),
+            ("/v2/app/secret-place", "unmatched"),
+            ("/etc/passwd", "unmatched"),
+        ] {
+            assert_eq!(template(path), want, "{path}");
+            assert!(labels().any(|l| l == want), "{want} is not a label");
+        }
     }
 }

@@ -17,7 +17,7 @@ const DOCKER_SCHEMA1: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
 
-/// The largest manifest accepted, as DESIGN.md fixes it.
+/// The largest manifest accepted (4 MiB).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
