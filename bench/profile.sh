@@ -3,13 +3,15 @@
 # perf profile and strace syscall counts per workload, into ${1:-/tmp/bench-prof}.
 # Needs perf and strace; run bench/run.sh (or cargo build --release) first.
 set -eu  # no pipefail: `perf report | head` ends with SIGPIPE
+# shellcheck source=../tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 b=target/release/berth-bench
 out="${1:-/tmp/bench-prof}"; rm -rf "$out"; mkdir -p "$out"
 start() {
-  d=$(mktemp -d /var/tmp/bprof.XXXX); port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  d=$(mktemp -d /var/tmp/bprof.XXXX); port=$(free_port)
   BERTH_LOG=warn target/release/berth serve --listen 127.0.0.1:$port --metrics-listen 127.0.0.1:$((port+1)) --data-dir $d/data >$d/log 2>&1 &
-  pid=$!; for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$port/v2/ && break; sleep 0.1; done
+  pid=$!; wait_for 10 "berth on 127.0.0.1:$port" curl -s -o /dev/null http://127.0.0.1:$port/v2/
 }
 stop() { kill $pid; wait $pid 2>/dev/null || true; rm -rf $d; }
 for w in hot small large chunked; do

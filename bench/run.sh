@@ -12,6 +12,8 @@
 # registries store data; default /var/tmp), DISTRIBUTION_VERSION (default:
 # the newest v3 the Go module proxy lists).
 set -euo pipefail
+# shellcheck source=../tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -51,15 +53,11 @@ else
 fi
 mkdir -p "$(dirname "$out")"
 
-log() { echo "run.sh: $*" >&2; }
-die() {
-	echo "run.sh: ERROR: $*" >&2
-	exit 1
-}
-
 work="$(mktemp -d "${BENCH_TMP:-/var/tmp}/berth-bench.XXXXXX")"
+on_exit 'rm -rf "$work"'
+# Every process started below, stopped at exit (all signalled, then waited for).
 pids=()
-cleanup() {
+stop_all() {
 	local p
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null || true
@@ -67,9 +65,8 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null || true
 	done
-	rm -rf "$work"
 }
-trap cleanup EXIT
+on_exit stop_all
 
 # --- builds and peers -------------------------------------------------------
 log "building berth and berth-bench (release)"
@@ -96,21 +93,19 @@ nginx_ver="$(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || dpkg-query
 dist_label="distribution-${dist_ver#v}"
 dr_label="docker-registry-${dr_ver%%+*}"
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits (30 s at most) until $1 answers HTTP 200 or 401.
+# wait_http URL WHAT PID: waits (30 s at most) until URL answers HTTP 200 or
+# 401; dies at once if PID (WHAT) exits.
 wait_http() {
-	local url="$1" what="$2" pid="$3" deadline=$((SECONDS + 30)) code
-	while :; do
-		code="$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)"
-		[[ $code == 200 || $code == 401 ]] && return 0
-		kill -0 "$pid" 2>/dev/null || die "$what exited before answering $url"
-		((SECONDS < deadline)) || die "timed out after 30 s waiting for $what at $url"
-		sleep 0.1
-	done
+	wait_for 30 "$2 at $1" answers_http "$@"
 }
+answers_http() {
+	local code
+	code="$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)"
+	[[ $code == 200 || $code == 401 ]] && return 0
+	kill -0 "$3" 2>/dev/null || die "$2 exited before answering $1"
+	return 1
+}
+wait_for_interval=0.1
 
 # Stops a server we started, by PID (SIGTERM, then SIGKILL after 10 s).
 stop_pid() {

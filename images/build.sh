@@ -37,6 +37,8 @@
 #                               plain HTTP, with skopeo copy
 # Prints the tag (the last line of stdout is `oci:<layout>:<tag>`).
 set -euo pipefail
+# shellcheck source=../tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -86,7 +88,7 @@ while (($#)); do
 		;;
 	-h | --help) usage ;;
 	*)
-		echo "build.sh: unknown argument $1" >&2
+		log "unknown argument $1"
 		usage
 		;;
 	esac
@@ -96,15 +98,10 @@ case "$profile" in
 release) cargo_profile=(--release) ;;
 debug) cargo_profile=() ;;
 *)
-	echo "build.sh: --profile must be release or debug, not $profile" >&2
+	log "--profile must be release or debug, not $profile"
 	exit 2
 	;;
 esac
-
-die() {
-	echo "build.sh: ERROR: $*" >&2
-	exit 1
-}
 
 for tool in cargo jq umoci ldd git; do
 	command -v "$tool" >/dev/null || die "$tool is not installed (tests/tools/install.sh installs umoci, skopeo, jq)"
@@ -127,7 +124,7 @@ tag="${tag:-$version-$short}"
 out="${out:-$target_dir/image/oci}"
 
 if [[ -n $build ]]; then
-	echo "build.sh: cargo build ${cargo_profile[*]} -p berth-registry -p berth-operator" >&2
+	log "cargo build ${cargo_profile[*]} -p berth-registry -p berth-operator"
 	nice -n 10 cargo build "${cargo_profile[@]}" -p berth-registry -p berth-operator >&2
 fi
 bin_dir="$target_dir/$profile"
@@ -136,7 +133,7 @@ for b in berth berth-operator; do
 done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-image.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+on_exit 'rm -rf "$work"'
 rootfs="$work/rootfs"
 mkdir -p "$rootfs"/{usr/local/bin,etc/ssl/certs,data,tmp}
 
@@ -224,19 +221,19 @@ done
 umoci config "${config_args[@]}" --image "$out:$tag"
 umoci gc --layout "$out"
 
-echo "build.sh: built oci:$out:$tag (berth $version, $profile binaries)" >&2
+log "built oci:$out:$tag (berth $version, $profile binaries)"
 
 if [[ -n $archive ]]; then
 	command -v skopeo >/dev/null || die "skopeo is not installed (needed for --archive)"
 	mkdir -p "$(dirname "$archive")"
 	rm -f "$archive"
 	skopeo copy --quiet "oci:$out:$tag" "oci-archive:$archive:$name:$tag" >&2
-	echo "build.sh: wrote $archive ($name:$tag)" >&2
+	log "wrote $archive ($name:$tag)"
 fi
 
 if [[ -n $push ]]; then
 	skopeo copy --quiet --dest-tls-verify=false "oci:$out:$tag" "docker://$push" >&2
-	echo "build.sh: pushed $push" >&2
+	log "pushed $push"
 fi
 
 echo "oci:$out:$tag"

@@ -10,6 +10,9 @@
 #   tests/cluster/build.sh --paths   print `export` lines (BERTH_KUBE_BIN_DIR,
 #                                    BERTH_ETCD_BIN) without building
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=cluster/build.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
@@ -27,11 +30,6 @@ if [[ ${1:-} == --paths ]]; then
 	exit 0
 fi
 
-die() {
-	echo "cluster/build.sh: ERROR: $*" >&2
-	exit 1
-}
-
 # run_logged WHAT CMD...: up to 3 tries (the module proxy has transient
 # failures); shows the full log on final failure.
 run_logged() {
@@ -43,13 +41,13 @@ run_logged() {
 			rm -f "$out"
 			return 0
 		fi
-		echo "cluster/build.sh: $what failed (attempt $attempt)" >&2
+		log "$what failed (attempt $attempt)"
 		((attempt < 3)) && sleep $((attempt * 5))
 	done
 	echo "----- $what: $* -----" >&2
 	tail -n 200 "$out" >&2
 	rm -f "$out"
-	exit 1
+	die "$what failed 3 times (its output is above)"
 }
 
 command -v go >/dev/null || die "go is not installed"
@@ -89,7 +87,7 @@ build_kubernetes() {
 		"$mod" >"$tmp/src/go.mod"
 	grep -q 'staging/src' "$tmp/src/go.mod" && die "unrewritten staging replace in $tmp/src/go.mod"
 	printf '\nrequire k8s.io/kubernetes %s\n' "$KUBERNETES_VERSION" >>"$tmp/src/go.mod"
-	echo "cluster/build.sh: building Kubernetes $KUBERNETES_VERSION (${kube_binaries[*]}); cold this takes a while" >&2
+	log "building Kubernetes $KUBERNETES_VERSION (${kube_binaries[*]}); cold this takes a while"
 	(
 		cd "$tmp/src"
 		run_logged "go build kubernetes" gobuild \
@@ -105,7 +103,7 @@ build_kubernetes() {
 		mv -f "$tmp/$b" "$kube_dir/$b"
 	done
 	rm -rf "$tmp"
-	echo "cluster/build.sh: built Kubernetes $KUBERNETES_VERSION in $((SECONDS - start))s -> $kube_dir" >&2
+	log "built Kubernetes $KUBERNETES_VERSION in $((SECONDS - start))s -> $kube_dir"
 }
 
 build_etcd() {
@@ -119,7 +117,7 @@ build_etcd() {
 	# `go install …@version` refuses them; a small module requiring the
 	# server module builds the same `etcd` main package.
 	printf 'module berth.dev/etcd-build\n\ngo 1.24\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$tmp/src/go.mod"
-	echo "cluster/build.sh: building etcd $ETCD_VERSION" >&2
+	log "building etcd $ETCD_VERSION"
 	(
 		cd "$tmp/src"
 		run_logged "go mod tidy (etcd)" env GOFLAGS=-mod=mod go get go.etcd.io/etcd/server/v3@"$ETCD_VERSION"
@@ -128,7 +126,7 @@ build_etcd() {
 	"$tmp/etcd" --version >/dev/null || die "etcd does not run"
 	rm -rf "$tmp/src" "$etcd_dir"
 	mv -T "$tmp" "$etcd_dir"
-	echo "cluster/build.sh: built etcd $ETCD_VERSION in $((SECONDS - start))s -> $etcd_dir" >&2
+	log "built etcd $ETCD_VERSION in $((SECONDS - start))s -> $etcd_dir"
 }
 
 build_etcd

@@ -19,6 +19,10 @@
 # (default: target/debug/berth-operator, built when missing), BERTH_CLUSTER_DIR
 # (default: target/cluster-helm, separate from the operator tests' cluster).
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name="helm test"
+wait_for_interval=0.5
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
@@ -30,72 +34,56 @@ release=berth
 chart="$repo/charts/berth"
 timeout=60
 
-fail() {
-	echo "helm test: FAIL: $*" >&2
-	exit 1
-}
-step() { echo "helm test: $*" >&2; }
-
-command -v "$helm" >/dev/null || fail "helm not found (tests/tools/install.sh builds it; set BERTH_HELM_BIN)"
-command -v jq >/dev/null || fail "jq not found (tests/tools/install.sh)"
+command -v "$helm" >/dev/null || die "helm not found (tests/tools/install.sh builds it; set BERTH_HELM_BIN)"
+command -v jq >/dev/null || die "jq not found (tests/tools/install.sh)"
 
 target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
 operator_bin="${BERTH_OPERATOR_BIN:-$target_dir/debug/berth-operator}"
 if [[ -z ${BERTH_OPERATOR_BIN:-} ]]; then
 	nice -n 10 cargo build -p berth-operator >&2
 fi
-[[ -x $operator_bin ]] || fail "no operator binary at $operator_bin"
+[[ -x $operator_bin ]] || die "no operator binary at $operator_bin"
 
 operator_pid=""
-cleanup() {
-	local rc=$?
-	if [[ -n $operator_pid ]]; then
-		kill "$operator_pid" 2>/dev/null || true
-		wait "$operator_pid" 2>/dev/null || true
-	fi
-	if ((rc != 0)); then
-		for f in "$BERTH_CLUSTER_DIR"/operator.log "$BERTH_CLUSTER_DIR"/logs/*.log; do
-			[[ -f $f ]] || continue
-			echo "----- $f (last 30 lines)" >&2
-			tail -n 30 "$f" >&2
-		done
-	fi
-	"$here/down.sh" || true
+# At exit (on_exit runs last registered first): the operator stopped, on
+# failure the end of each log shown, the control plane stopped.
+on_exit '"$here/down.sh"'
+show_logs() {
+	local f
+	for f in "$BERTH_CLUSTER_DIR"/operator.log "$BERTH_CLUSTER_DIR"/logs/*.log; do
+		[[ -f $f ]] || continue
+		echo "----- $f (last 30 lines)" >&2
+		tail -n 30 "$f" >&2
+	done
 }
-trap cleanup EXIT
+on_exit '((exit_status == 0)) || show_logs'
+on_exit 'if [[ -n $operator_pid ]]; then kill "$operator_pid" 2>/dev/null; wait "$operator_pid" 2>/dev/null; fi'
 
 start=$SECONDS
 eval "$("$here/up.sh")"
-step "control plane up in $((SECONDS - start))s"
+log "control plane up in $((SECONDS - start))s"
 kubectl() { "$BERTH_KUBECTL" "$@"; }
 
-# wait_for WHAT COMMAND...: retries COMMAND every 0.5 s for $timeout seconds.
-wait_for() {
-	local what="$1"
-	shift
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-		if [[ -n $operator_pid ]] && ! kill -0 "$operator_pid" 2>/dev/null; then
-			fail "the operator exited while waiting for $what"
-		fi
-		sleep 0.5
-	done
+# while_operator_runs COMMAND...: COMMAND, for a wait on what the operator
+# does: dies at once if the operator has exited.
+while_operator_runs() {
+	kill -0 "$operator_pid" 2>/dev/null || die "the operator exited (its log is below)"
+	"$@"
 }
 exists() { kubectl get "$@" -o name >/dev/null 2>&1; }
 gone() { ! kubectl get "$@" -o name >/dev/null 2>&1; }
 jsonpath() { kubectl get "${@:2}" -o "jsonpath=$1"; }
 
 # ----------------------------------------------------------------- install
-step "helm install $release $chart -n $ns --set registry.enabled=true"
+log "helm install $release $chart -n $ns --set registry.enabled=true"
 "$helm" install "$release" "$chart" --namespace "$ns" --create-namespace \
 	--set registry.enabled=true --timeout 2m >"$BERTH_CLUSTER_DIR/helm-install.txt"
 grep -q 'To push your first image' "$BERTH_CLUSTER_DIR/helm-install.txt" ||
-	fail "the install notes do not explain the first push: $(cat "$BERTH_CLUSTER_DIR/helm-install.txt")"
-[[ $("$helm" status "$release" -n "$ns" -o json | jq -r .info.status) == deployed ]] || fail "release is not deployed"
+	die "the install notes do not explain the first push: $(cat "$BERTH_CLUSTER_DIR/helm-install.txt")"
+[[ $("$helm" status "$release" -n "$ns" -o json | jq -r .info.status) == deployed ]] || die "release is not deployed"
 
 for crd in registries.berth.dev repositories.berth.dev; do
-	wait_for "CRD $crd established" bash -c \
+	wait_for "$timeout" "CRD $crd established" bash -c \
 		"[[ \$('$BERTH_KUBECTL' get crd $crd -o jsonpath='{.status.conditions[?(@.type==\"Established\")].status}') == True ]]"
 done
 objects=(
@@ -111,24 +99,24 @@ objects=(
 )
 for o in "${objects[@]}"; do
 	# shellcheck disable=SC2086 # "kind/name -n ns" splits on purpose
-	exists $o || fail "after helm install, $o does not exist"
+	exists $o || die "after helm install, $o does not exist"
 done
 [[ $(jsonpath '{.spec.template.spec.serviceAccountName}' deployment/berth-operator -n "$ns") == berth-operator ]] ||
-	fail "the operator Deployment does not run as the berth-operator ServiceAccount"
+	die "the operator Deployment does not run as the berth-operator ServiceAccount"
 [[ $(jsonpath '{.metadata.labels.grafana_dashboard}' configmap/berth-dashboards -n "$ns") == 1 ]] ||
-	fail "the dashboards ConfigMap lacks grafana_dashboard=1"
+	die "the dashboards ConfigMap lacks grafana_dashboard=1"
 # The API server's own authorizer agrees that the ServiceAccount may do what
 # the operator does.
 sa="system:serviceaccount:$ns:berth-operator"
 for check in "watch registries.berth.dev" "patch registries.berth.dev --subresource=status" "create deployments.apps" \
 	"delete cronjobs.batch" "update leases.coordination.k8s.io -n $ns" "create events.events.k8s.io"; do
 	# shellcheck disable=SC2086
-	[[ $(kubectl auth can-i $check --as "$sa" 2>/dev/null) == yes ]] || fail "the chart's RBAC does not allow: $check"
+	[[ $(kubectl auth can-i $check --as "$sa" 2>/dev/null) == yes ]] || die "the chart's RBAC does not allow: $check"
 done
 for check in "delete namespaces" "create clusterroles.rbac.authorization.k8s.io" "update deployments.apps" \
 	"list leases.coordination.k8s.io -n $ns" "create pods"; do
 	# shellcheck disable=SC2086
-	[[ $(kubectl auth can-i $check --as "$sa" 2>/dev/null || true) == no ]] || fail "the chart's RBAC allows more than it should: $check"
+	[[ $(kubectl auth can-i $check --as "$sa" 2>/dev/null || true) == no ]] || die "the chart's RBAC allows more than it should: $check"
 done
 
 # ---------------------------------------- the operator, as the chart's SA
@@ -138,67 +126,63 @@ op_kubeconfig="$BERTH_CLUSTER_DIR/chart-operator.kubeconfig"
 kubectl config view --raw -o json |
 	jq --arg sa "$sa" --arg ns "$ns" '.users[].user += {"as": $sa, "as-groups": ["system:serviceaccounts", ("system:serviceaccounts:" + $ns), "system:authenticated"]}' \
 		>"$op_kubeconfig"
-metrics_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-step "running $operator_bin as $sa"
+metrics_port="$(free_port)"
+log "running $operator_bin as $sa"
 KUBECONFIG="$op_kubeconfig" RUST_LOG=info "$operator_bin" run \
 	--metrics-addr "127.0.0.1:$metrics_port" --leader-elect true \
 	--lease-namespace "$ns" --lease-name berth-operator --identity helm-test \
 	>"$BERTH_CLUSTER_DIR/operator.log" 2>&1 &
 operator_pid=$!
 
-wait_for "the operator to hold the Lease $ns/berth-operator" bash -c \
+wait_for "$timeout" "the operator to hold the Lease $ns/berth-operator" while_operator_runs bash -c \
 	"[[ \$('$BERTH_KUBECTL' get lease berth-operator -n $ns -o jsonpath='{.spec.holderIdentity}') == helm-test ]]"
 for o in deployment/berth service/berth configmap/berth-config cronjob/berth-gc; do
-	wait_for "the operator to create $o from the chart's Registry" exists "$o" -n "$ns"
+	wait_for "$timeout" "the operator to create $o from the chart's Registry" while_operator_runs exists "$o" -n "$ns"
 done
 [[ $(jsonpath '{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}' deployment/berth -n "$ns") == Registry/berth ]] ||
-	fail "deployment/berth is not owned by the Registry"
+	die "deployment/berth is not owned by the Registry"
 [[ $(jsonpath '{.spec.template.spec.containers[0].image}' deployment/berth -n "$ns") == ghcr.io/berth-dev/berth:0.1.0 ]] ||
-	fail "the registry does not run the chart's image: $(jsonpath '{.spec.template.spec.containers[0].image}' deployment/berth -n "$ns")"
-wait_for "the Registry's status to name its endpoint" bash -c \
+	die "the registry does not run the chart's image: $(jsonpath '{.spec.template.spec.containers[0].image}' deployment/berth -n "$ns")"
+wait_for "$timeout" "the Registry's status to name its endpoint" while_operator_runs bash -c \
 	"[[ -n \$('$BERTH_KUBECTL' get registry berth -n $ns -o jsonpath='{.status.endpoint}') ]]"
 if grep -q 'forbidden' "$BERTH_CLUSTER_DIR/operator.log"; then
-	fail "the operator was refused something: $(grep forbidden "$BERTH_CLUSTER_DIR/operator.log" | head -3)"
+	die "the operator was refused something: $(grep forbidden "$BERTH_CLUSTER_DIR/operator.log" | head -3)"
 fi
-metrics="$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")" || fail "the operator's /metrics does not answer"
+metrics="$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")" || die "the operator's /metrics does not answer"
 grep -Eq '^berth_operator_reconciles?_total\{[^}]*controller="registry"[^}]*\} [1-9]' <<<"$metrics" ||
-	fail "the operator's /metrics counts no registry reconcile"
+	die "the operator's /metrics counts no registry reconcile"
 
 # ----------------------------------------------------------------- upgrade
-step "helm upgrade: 2 operator replicas, JSON logs, another gc schedule"
+log "helm upgrade: 2 operator replicas, JSON logs, another gc schedule"
 "$helm" upgrade "$release" "$chart" --namespace "$ns" --reuse-values \
 	--set operator.replicas=2 --set operator.logJson=true \
 	--set-string 'registry.spec.gc.schedule=5 4 * * *' --timeout 2m >/dev/null
-[[ $("$helm" history "$release" -n "$ns" -o json | jq length) == 2 ]] || fail "helm history does not show 2 revisions"
-[[ $(jsonpath '{.spec.replicas}' deployment/berth-operator -n "$ns") == 2 ]] || fail "the upgrade did not scale the operator to 2"
+[[ $("$helm" history "$release" -n "$ns" -o json | jq length) == 2 ]] || die "helm history does not show 2 revisions"
+[[ $(jsonpath '{.spec.replicas}' deployment/berth-operator -n "$ns") == 2 ]] || die "the upgrade did not scale the operator to 2"
 jsonpath '{.spec.template.spec.containers[0].args}' deployment/berth-operator -n "$ns" | grep -q -- '--log-json' ||
-	fail "the upgrade did not turn on --log-json"
-[[ $(jsonpath '{.spec.gc.schedule}' registry/berth -n "$ns") == "5 4 * * *" ]] || fail "the upgrade did not change the Registry"
-wait_for "the operator to move the gc CronJob to the new schedule" bash -c \
+	die "the upgrade did not turn on --log-json"
+[[ $(jsonpath '{.spec.gc.schedule}' registry/berth -n "$ns") == "5 4 * * *" ]] || die "the upgrade did not change the Registry"
+wait_for "$timeout" "the operator to move the gc CronJob to the new schedule" while_operator_runs bash -c \
 	"[[ \$('$BERTH_KUBECTL' get cronjob berth-gc -n $ns -o jsonpath='{.spec.schedule}') == '5 4 * * *' ]]"
 
 kill -TERM "$operator_pid"
-deadline=$((SECONDS + 30))
-while kill -0 "$operator_pid" 2>/dev/null; do
-	((SECONDS < deadline)) || fail "the operator did not exit within 30s of SIGTERM"
-	sleep 0.2
-done
+wait_for 30 "the operator to exit on SIGTERM" bash -c "! kill -0 $operator_pid 2>/dev/null"
 wait "$operator_pid" || true
 operator_pid=""
 
 # --------------------------------------------------------------- uninstall
-step "helm uninstall $release"
+log "helm uninstall $release"
 "$helm" uninstall "$release" --namespace "$ns" --timeout 2m >/dev/null
 for o in "${objects[@]}"; do
 	# shellcheck disable=SC2086
-	wait_for "$o to be gone after helm uninstall" gone $o
+	wait_for "$timeout" "$o to be gone after helm uninstall" gone $o
 done
 # The Registry's objects carry owner references: the garbage collector
 # (kube-controller-manager) removes them with the Registry.
 for o in deployment/berth service/berth configmap/berth-config cronjob/berth-gc; do
-	wait_for "$o (owned by the Registry) to be garbage-collected" gone "$o" -n "$ns"
+	wait_for "$timeout" "$o (owned by the Registry) to be garbage-collected" gone "$o" -n "$ns"
 done
 for crd in registries.berth.dev repositories.berth.dev; do
-	exists crd "$crd" || fail "CRD $crd was removed; Helm keeps CRDs from crds/"
+	exists crd "$crd" || die "CRD $crd was removed; Helm keeps CRDs from crds/"
 done
-step "ok: install, operator as the chart's ServiceAccount, upgrade and uninstall against kube-apiserver $(kubectl version -o json | jq -r .serverVersion.gitVersion)"
+log "ok: install, operator as the chart's ServiceAccount, upgrade and uninstall against kube-apiserver $(kubectl version -o json | jq -r .serverVersion.gitVersion)"

@@ -6,21 +6,24 @@
 #
 #   tests/cluster/run-operator-tests.sh [extra cargo test args]
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=run-operator-tests
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/../.."
 
 start=$SECONDS
 "$here/build.sh"
-echo "run-operator-tests: control plane binaries ready in $((SECONDS - start))s" >&2
+log "control plane binaries ready in $((SECONDS - start))s"
 
 # Compile the tests before starting the cluster (the cluster needs no CPU
 # while cargo builds, and a long build does not eat into its lifetime).
 cargo test -p berth-operator --features cluster-tests --test cluster --no-run
 
-trap '"$here/down.sh"' EXIT
+on_exit '"$here/down.sh"'
 start=$SECONDS
 eval "$("$here/up.sh")"
-echo "run-operator-tests: control plane up in $((SECONDS - start))s (KUBECONFIG=$KUBECONFIG)" >&2
+log "control plane up in $((SECONDS - start))s (KUBECONFIG=$KUBECONFIG)"
 rc=0
 cargo test -p berth-operator --features cluster-tests --test cluster "$@" -- --test-threads=1 || rc=$?
 if ((rc != 0)); then

@@ -18,14 +18,12 @@
 # ${BERTH_CLUSTER_DIR:-<repo>/target/cluster}; each start begins from an
 # empty etcd. Ports are free ones picked at start.
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=cluster/up.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 dir="${BERTH_CLUSTER_DIR:-$repo/target/cluster}"
-
-die() {
-	echo "cluster/up.sh: ERROR: $*" >&2
-	exit 1
-}
 
 "$here/build.sh" >&2
 eval "$("$here/build.sh" --paths)"
@@ -39,22 +37,6 @@ rm -rf "$dir"
 mkdir -p "$dir"/{pki,etcd,logs}
 pki="$dir/pki"
 
-# A free loopback port: the kernel's choice through python3 when there is
-# one, else a random high port nothing answers on.
-free_port() {
-	if command -v python3 >/dev/null; then
-		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-		return
-	fi
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
 etcd_port="$(free_port)"
 etcd_peer="$(free_port)"
 api_port="$(free_port)"
@@ -130,15 +112,18 @@ start() {
 	nohup "$@" >"$dir/logs/$name.log" 2>&1 &
 	echo "$! $name" >>"$dir/pids"
 }
-fail_with_logs() {
-	echo "cluster/up.sh: ERROR: $*" >&2
+running() { kill -0 "$(awk -v n="$1" '$2==n{print $1}' "$dir/pids")" 2>/dev/null; }
+# From here on a failure shows the end of every log and stops what started;
+# on success everything keeps running.
+show_logs_and_stop() {
+	local f
 	for f in "$dir"/logs/*.log; do
 		echo "----- $f (last 40 lines)" >&2
 		tail -n 40 "$f" >&2
 	done
-	"$here/down.sh" >&2 || true
-	exit 1
+	"$here/down.sh" >&2
 }
+on_exit '((exit_status == 0)) || show_logs_and_stop'
 
 start etcd "$etcd" --name berth-test --data-dir "$dir/etcd" \
 	--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -146,11 +131,7 @@ start etcd "$etcd" --name berth-test --data-dir "$dir/etcd" \
 	--initial-cluster "berth-test=http://127.0.0.1:$etcd_peer" \
 	--unsafe-no-fsync --quota-backend-bytes 1073741824
 
-for _ in $(seq 1 100); do
-	curl -fsS "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
-	sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 || fail_with_logs "etcd did not become healthy"
+wait_for 20 "etcd to become healthy" curl -fsS "http://127.0.0.1:$etcd_port/health"
 
 start kube-apiserver "$kube/kube-apiserver" \
 	--etcd-servers "http://127.0.0.1:$etcd_port" \
@@ -166,17 +147,13 @@ start kube-apiserver "$kube/kube-apiserver" \
 	--enable-priority-and-fairness=false \
 	--profiling=false
 
-ready=""
-for _ in $(seq 1 300); do
-	if curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-		"https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1; then
-		ready=1
-		break
-	fi
-	kill -0 "$(awk '$2=="kube-apiserver"{print $1}' "$dir/pids")" 2>/dev/null || fail_with_logs "kube-apiserver exited"
-	sleep 0.5
-done
-[[ -n $ready ]] || fail_with_logs "kube-apiserver did not become ready in 150 s"
+apiserver_ready() {
+	running kube-apiserver || die "kube-apiserver exited"
+	curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+		"https://127.0.0.1:$api_port/readyz"
+}
+wait_for_interval=0.5
+wait_for 150 "kube-apiserver to become ready" apiserver_ready
 
 start kube-controller-manager "$kube/kube-controller-manager" \
 	--kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -188,13 +165,8 @@ start kube-controller-manager "$kube/kube-controller-manager" \
 	--root-ca-file "$pki/ca.crt" --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key"
 
 # The controller manager is up when it has made the default ServiceAccount.
-for _ in $(seq 1 120); do
-	if KUBECONFIG="$dir/kubeconfig" "$kube/kubectl" get serviceaccount default -n default >/dev/null 2>&1; then
-		echo "cluster/up.sh: control plane ready: kube-apiserver https://127.0.0.1:$api_port ($("$kube/kube-apiserver" --version)), etcd $("$etcd" --version | head -1 | awk '{print $3}')" >&2
-		printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
-		printf 'export BERTH_KUBECTL=%q\n' "$kube/kubectl"
-		exit 0
-	fi
-	sleep 0.5
-done
-fail_with_logs "kube-controller-manager did not create the default ServiceAccount in 60 s"
+wait_for 60 "kube-controller-manager to create the default ServiceAccount" \
+	env KUBECONFIG="$dir/kubeconfig" "$kube/kubectl" get serviceaccount default -n default
+log "control plane ready: kube-apiserver https://127.0.0.1:$api_port ($("$kube/kube-apiserver" --version)), etcd $("$etcd" --version | head -1 | awk '{print $3}')"
+printf 'export KUBECONFIG=%q\n' "$dir/kubeconfig"
+printf 'export BERTH_KUBECTL=%q\n' "$kube/kubectl"

@@ -25,18 +25,15 @@
 #   OCI_*                  any conformance setting, overriding the YAML file
 #                          (e.g. OCI_FILTER_TEST, OCI_LOG=debug)
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=conformance
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo="$(pwd)"
 results="$repo/target/conformance"
 config="$repo/tests/conformance/oci-conformance.yaml"
 server_kind="${CONFORMANCE_SERVER:-berth}"
-
-say() { echo "conformance: $*" >&2; }
-die() {
-	echo "conformance: ERROR: $*" >&2
-	exit 1
-}
 
 command -v curl >/dev/null || die "curl not found (run tests/tools/install.sh)"
 
@@ -58,50 +55,12 @@ server_pid=""
 suite_pid=""
 data_dir=""
 work_dir="$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance.XXXXXX")"
-
-cleanup() {
-	local rc=$?
-	if [[ -n $suite_pid ]]; then
-		kill "$suite_pid" 2>/dev/null || true
-		wait "$suite_pid" 2>/dev/null || true
-	fi
-	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-		kill "$server_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	if [[ ${CONFORMANCE_KEEP_DATA:-0} == 1 && -n $data_dir ]]; then
-		say "kept data dir $data_dir"
-	elif [[ -n $data_dir ]]; then
-		rm -rf "$data_dir"
-	fi
-	rm -rf "$work_dir"
-	exit "$rc"
-}
-trap cleanup EXIT
+on_exit 'rm -rf "$work_dir"'
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$results"
 rm -f "$results"/{junit.xml,report.html,results.yaml,output.txt,server.log,summary.txt}
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-pick_port() {
-	local p
-	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! port_in_use "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
 
 start_server() {
 	local port="$1"
@@ -130,6 +89,19 @@ EOF
 	server_pid=$!
 }
 
+# Stops the server started last, if it still runs: SIGTERM, SIGKILL after 5 s.
+stop_server() {
+	if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+		kill "$server_pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+}
+
 # Waits for GET /v2/ to answer 200; returns 1 if the server exited.
 wait_ready() {
 	local port="$1" code
@@ -152,7 +124,7 @@ $(tail -n 40 "$results/server.log")"
 if [[ -n ${CONFORMANCE_REGISTRY:-} ]]; then
 	registry="$CONFORMANCE_REGISTRY"
 	server_kind="external"
-	say "testing the running registry at $registry"
+	log "testing the running registry at $registry"
 else
 	if [[ $server_kind == berth ]]; then
 		berth_bin="${BERTH_BIN:-}"
@@ -160,7 +132,7 @@ else
 			target_dir="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
 			berth_bin="$target_dir/debug/berth"
 			if [[ ! -x $berth_bin ]]; then
-				say "building berth (cargo build -p berth-registry)"
+				log "building berth (cargo build -p berth-registry)"
 				cargo build -q -p berth-registry
 			fi
 		fi
@@ -169,24 +141,27 @@ else
 		command -v docker-registry >/dev/null || die "docker-registry not installed (apt-get install docker-registry)"
 	fi
 	data_dir="$(mktemp -d "${TMPDIR:-/tmp}/berth-conformance-data.XXXXXX")"
+	on_exit 'if [[ ${CONFORMANCE_KEEP_DATA:-0} == 1 ]]; then log "kept data dir $data_dir"; else rm -rf "$data_dir"; fi'
+	on_exit stop_server
 	started=""
 	for attempt in 1 2 3 4 5; do
-		port="$(pick_port)"
+		port="$(free_port)"
 		start_server "$port"
 		if wait_ready "$port"; then
 			started=1
 			break
 		fi
-		say "server exited during start-up (attempt $attempt, port $port); retrying"
+		log "server exited during start-up (attempt $attempt, port $port); retrying"
 	done
 	[[ -n $started ]] || die "$server_kind failed to start; last lines of $results/server.log:
 $(tail -n 40 "$results/server.log")"
 	registry="127.0.0.1:$port"
-	say "started $server_kind on $registry (pid $server_pid, data $data_dir)"
+	log "started $server_kind on $registry (pid $server_pid, data $data_dir)"
 fi
 
 # ------------------------------------------------------------------- the suite
-say "running conformance $CONFORMANCE_VERSION against $registry"
+log "running conformance $CONFORMANCE_VERSION against $registry"
+on_exit 'if [[ -n $suite_pid ]]; then kill "$suite_pid" 2>/dev/null; wait "$suite_pid" 2>/dev/null; fi'
 # In the background + wait, so that a signal to this script is handled at
 # once (bash runs traps only between foreground commands).
 (
@@ -310,10 +285,10 @@ fi
 # tallies count every assertion, the line below counts JUnit test cases).
 sed -n '/^OCI Conformance Result:/,$p' "$results/output.txt" >&2
 
-say "conformance $CONFORMANCE_VERSION against $server_kind at $registry"
-say "reports: $results/report.html, $junit, $results/output.txt, $results/server.log"
+log "conformance $CONFORMANCE_VERSION against $server_kind at $registry"
+log "reports: $results/report.html, $junit, $results/output.txt, $results/server.log"
 if [[ -n $server_died ]]; then
-	say "the registry process DIED during the run; see $results/server.log"
+	log "the registry process DIED during the run; see $results/server.log"
 	tail -n 40 "$results/server.log" >&2 || true
 fi
 

@@ -5,6 +5,9 @@
 # mounts under the cluster directory, kube-proxy's iptables rules and the
 # bridge; then the control plane (tests/cluster/down.sh).
 set -uo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=e2e/cluster-down.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 export BERTH_CLUSTER_DIR="${BERTH_CLUSTER_DIR:-$repo/target/e2e-cluster}"
@@ -20,7 +23,7 @@ stop() {
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
-	echo "e2e/cluster-down.sh: $name ($pid) ignored SIGTERM for 10 s; SIGKILL" >&2
+	log "$name ($pid) ignored SIGTERM for 10 s; SIGKILL"
 	kill -KILL "$pid" 2>/dev/null || true
 }
 

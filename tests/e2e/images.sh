@@ -12,16 +12,15 @@
 # <kind>). tiny/ is a static Go program (no module dependencies).
 # The berth image itself comes from images/build.sh.
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=e2e/images.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 usage="usage: images.sh pause|hello DIR REF [TOKEN]"
 kind="${1:?$usage}"
 dir="${2:?$usage}"
 ref="${3:?$usage}"
 
-die() {
-	echo "e2e/images.sh: ERROR: $*" >&2
-	exit 1
-}
 for t in umoci skopeo; do
 	command -v "$t" >/dev/null || die "$t is not installed (tests/tools/install.sh)"
 done
@@ -61,4 +60,4 @@ rm -rf "$bundle"
 umoci gc --layout "$layout"
 rm -f "$dir/$kind.tar"
 skopeo copy --quiet "oci:$layout:$kind" "docker-archive:$dir/$kind.tar:$ref"
-echo "e2e/images.sh: $kind image $ref -> $dir/$kind.tar ($(du -h "$dir/$kind.tar" | cut -f1))" >&2
+log "$kind image $ref -> $dir/$kind.tar ($(du -h "$dir/$kind.tar" | cut -f1))"

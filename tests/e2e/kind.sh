@@ -52,10 +52,10 @@ prepare_storage() { :; }
 # network: a port-forward (stopped by run.sh through E2E_BG_PIDS).
 registry_address() {
 	local port
-	port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+	port="$(free_port)"
 	k port-forward -n "$E2E_REGISTRY_NS" "svc/$E2E_REGISTRY_SVC" "$port:${1##*:}" >"$E2E_DIR/port-forward.log" 2>&1 &
 	E2E_BG_PIDS+=("$!")
 	E2E_REGISTRY_ADDR="127.0.0.1:$port"
-	wait_for "port-forward to svc/$E2E_REGISTRY_SVC answering on $E2E_REGISTRY_ADDR" 30 \
+	wait_for 30 "port-forward to svc/$E2E_REGISTRY_SVC answering on $E2E_REGISTRY_ADDR" \
 		curl -sS -o /dev/null --max-time 2 "http://$E2E_REGISTRY_ADDR/v2/"
 }

@@ -12,6 +12,9 @@
 # Prints `export E2E_CONTAINERD_SOCK=… E2E_CERTS_D=…` on stdout. PIDs go to
 # the cluster's pids file; tests/e2e/cluster-down.sh stops everything.
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=e2e/node-up.sh
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 dir="${BERTH_CLUSTER_DIR:-$repo/target/e2e-cluster}"
@@ -23,20 +26,6 @@ pod_cidr="${E2E_POD_CIDR:-10.244.77.0/24}"
 cni_bin="${E2E_CNI_BIN_DIR:-/usr/lib/cni}"
 bridge="e2e0"
 
-die() {
-	echo "e2e/node-up.sh: ERROR: $*" >&2
-	exit 1
-}
-fail_with_logs() {
-	echo "e2e/node-up.sh: ERROR: $*" >&2
-	local f
-	for f in "$dir"/logs/{containerd,kubelet,kube-proxy,kube-scheduler}.log; do
-		[[ -f $f ]] || continue
-		echo "----- $f (last 40 lines)" >&2
-		tail -n 40 "$f" >&2
-	done
-	exit 1
-}
 [[ $(id -u) -eq 0 ]] || die "the kubelet and containerd need root"
 for t in containerd ctr runc openssl iptables; do
 	command -v "$t" >/dev/null || die "$t is not installed (tests/tools/install.sh)"
@@ -59,7 +48,6 @@ start() {
 	echo "$! $name" >>"$dir/pids"
 }
 running() { kill -0 "$(awk -v n="$1" '$2==n{print $1}' "$dir/pids")" 2>/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # ------------------------------------------------------------ certificates
 client_cert() {
@@ -136,14 +124,24 @@ cat >"$ctd/cni-conf/10-e2e.conflist" <<EOF
   ]
 }
 EOF
+# From here on a failure shows the end of the node's logs (the processes
+# stay: tests/e2e/cluster-down.sh stops them).
+show_logs() {
+	local f
+	for f in "$dir"/logs/{containerd,kubelet,kube-proxy,kube-scheduler}.log; do
+		[[ -f $f ]] || continue
+		echo "----- $f (last 40 lines)" >&2
+		tail -n 40 "$f" >&2
+	done
+}
+on_exit '((exit_status == 0)) || show_logs'
 start containerd containerd --config "$ctd/config.toml"
-for _ in $(seq 1 150); do
-	[[ -S $sock ]] && ctr -a "$sock" version >/dev/null 2>&1 && break
-	running containerd || fail_with_logs "containerd exited"
-	sleep 0.2
-done
-ctr -a "$sock" version >/dev/null 2>&1 || fail_with_logs "containerd did not answer on $sock within 30 s"
-ctr -a "$sock" -n k8s.io images import "$pause_tar" >/dev/null || fail_with_logs "ctr images import $pause_tar"
+containerd_answers() {
+	running containerd || die "containerd exited"
+	[[ -S $sock ]] && ctr -a "$sock" version
+}
+wait_for 30 "containerd to answer on $sock" containerd_answers
+ctr -a "$sock" -n k8s.io images import "$pause_tar" >/dev/null || die "ctr images import $pause_tar"
 
 # -------------------------------------------------- scheduler, kube-proxy
 start kube-scheduler "$kube/kube-scheduler" --kubeconfig "$dir/kube-scheduler.kubeconfig" \
@@ -202,15 +200,15 @@ while :; do
 		break
 	fi
 	for c in containerd kube-scheduler kube-proxy kubelet; do
-		running "$c" || fail_with_logs "$c exited"
+		running "$c" || die "$c exited"
 	done
 	((SECONDS - start < 120)) || {
 		k get node -o wide >&2 || true
 		k describe node "$node" 2>&1 | tail -n 30 >&2 || true
-		fail_with_logs "node $node did not become Ready without taints within 120 s"
+		die "node $node did not become Ready without taints within 120 s"
 	}
 	sleep 1
 done
-echo "e2e/node-up.sh: node $node ($node_ip) Ready in $((SECONDS - start))s (kubelet $("$kube/kubelet" --version | awk '{print $2}'), $(containerd --version | awk '{print $2, $3}'), runc $(runc --version | awk 'NR==1{print $3}'))" >&2
+log "node $node ($node_ip) Ready in $((SECONDS - start))s (kubelet $("$kube/kubelet" --version | awk '{print $2}'), $(containerd --version | awk '{print $2, $3}'), runc $(runc --version | awk 'NR==1{print $3}'))"
 printf 'export E2E_CONTAINERD_SOCK=%q\n' "$sock"
 printf 'export E2E_CERTS_D=%q\n' "$ctd/certs.d"

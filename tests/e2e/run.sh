@@ -21,6 +21,11 @@
 # at the end, also on failure. Builds the debug binaries (cargo, warm in
 # CI), helm comes from tests/tools/install.sh. Work files: target/e2e/.
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=e2e
+# Cluster state changes in seconds; polling kubectl faster only adds load.
+wait_for_interval=1
 E2E_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 backend="${1:-local}"
 case "$backend" in
@@ -42,25 +47,6 @@ token="$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 berth_image="berth.local/berth:e2e-$token"
 
 k() { "$BERTH_KUBECTL" "$@"; }
-log() { echo "e2e: $*" >&2; }
-
-# wait_for WHAT SECONDS CMD...: runs CMD until it succeeds; on timeout says
-# what it waited for and shows CMD's last output.
-wait_for() {
-	local what="$1" secs="$2" start=$SECONDS out
-	shift 2
-	out="$(mktemp)"
-	until "$@" >"$out" 2>&1; do
-		if ((SECONDS - start >= secs)); then
-			log "timed out after ${secs}s waiting for $what; last try: $*"
-			sed 's/^/    /' "$out" >&2
-			rm -f "$out"
-			return 1
-		fi
-		sleep 1
-	done
-	rm -f "$out"
-}
 
 # jp KIND NAME NS JSONPATH: one field of an object ("" when absent).
 jp() { k get "$1" "$2" -n "$3" -o "jsonpath=$4" 2>/dev/null; }
@@ -89,9 +75,10 @@ step() {
 	current_step=""
 }
 
+# At exit (on_exit): the failed step's context, background processes and
+# the cluster stopped, the summary; sets the exit status.
 finish() {
-	local rc=$?
-	set +e
+	local rc=$exit_status
 	if [[ -n $current_step ]]; then
 		log "FAILED in step: $current_step (exit $rc)"
 		if [[ -n ${KUBECONFIG:-} ]]; then
@@ -122,7 +109,7 @@ finish() {
 	echo "=== e2e summary ($backend)" >&2
 	printf '%s\n' "${step_lines[@]}" >&2
 	if ((rc == 0)); then echo "e2e: PASSED" >&2; else echo "e2e: FAILED" >&2; fi
-	exit "$rc"
+	exit_status=$rc
 }
 stop_pid() {
 	kill -TERM "$1" 2>/dev/null || return 0
@@ -133,7 +120,7 @@ stop_pid() {
 	log "$2 ($1) ignored SIGTERM for 10 s; SIGKILL"
 	kill -KILL "$1" 2>/dev/null || true
 }
-trap finish EXIT
+on_exit finish
 trap 'exit 130' INT TERM
 
 # shellcheck source=local.sh
@@ -170,9 +157,9 @@ helm_install() {
 		--set image.repository="${berth_image%:*}" --set image.tag="${berth_image##*:}" \
 		--set operator.leaderElection.enabled=false --set grafanaDashboards.enabled=false \
 		--timeout 120s >"$E2E_DIR/helm-install.txt"
-	wait_for "operator Deployment berth-system/berth-operator available (its Pod running the berth image)" 180 \
+	wait_for 180 "operator Deployment berth-system/berth-operator available (its Pod running the berth image)" \
 		k rollout status deployment/berth-operator -n berth-system --timeout 5s
-	wait_for "CRDs registries.berth.dev and repositories.berth.dev Established" 60 \
+	wait_for 60 "CRDs registries.berth.dev and repositories.berth.dev Established" \
 		k wait --for condition=Established --timeout 5s crd/registries.berth.dev crd/repositories.berth.dev
 	log "operator $(k get pods -n berth-system -l app.kubernetes.io/component=operator -o jsonpath='{.items[0].metadata.name} {.items[0].status.phase} on {.items[0].spec.nodeName}')"
 }
@@ -188,7 +175,7 @@ spec:
   image: $berth_image
   storage: {volume: {size: 1Gi}}
 EOF
-	wait_for "Registry $E2E_REGISTRY_NS/e2e Ready=True with readyReplicas 1 (its Deployment's Pod running the berth image)" 180 \
+	wait_for 180 "Registry $E2E_REGISTRY_NS/e2e Ready=True with readyReplicas 1 (its Deployment's Pod running the berth image)" \
 		is jp registry e2e "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}/{.status.readyReplicas}' "True/1"
 	endpoint="$(jp registry e2e "$E2E_REGISTRY_NS" '{.status.endpoint}')"
 	local pod
@@ -205,7 +192,7 @@ EOF
 
 repository() {
 	k create namespace "$team_ns" >/dev/null
-	wait_for "ServiceAccount $team_ns/default" 60 k get serviceaccount default -n "$team_ns"
+	wait_for 60 "ServiceAccount $team_ns/default" k get serviceaccount default -n "$team_ns"
 	k apply -f - >/dev/null <<EOF
 apiVersion: berth.dev/v1alpha1
 kind: Repository
@@ -218,10 +205,10 @@ spec:
     actions: [pull, push]
 EOF
 	pull_secret="berth-pull-$E2E_REGISTRY_NS-hello"
-	wait_for "Repository $E2E_REGISTRY_NS/hello Ready=True" 60 \
+	wait_for 60 "Repository $E2E_REGISTRY_NS/hello Ready=True" \
 		is jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}' True
-	wait_for "pull Secret $team_ns/$pull_secret" 30 k get secret "$pull_secret" -n "$team_ns"
-	wait_for "ServiceAccount $team_ns/default listing imagePullSecret $pull_secret" 30 \
+	wait_for 30 "pull Secret $team_ns/$pull_secret" k get secret "$pull_secret" -n "$team_ns"
+	wait_for 30 "ServiceAccount $team_ns/default listing imagePullSecret $pull_secret" \
 		is jp serviceaccount default "$team_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" "$pull_secret"
 	local cfg
 	cfg="$(jp secret "$pull_secret" "$team_ns" '{.data.\.dockerconfigjson}' | base64 -d)"
@@ -242,7 +229,7 @@ push() {
 	# The registry Pod becomes Ready before the operator has rendered the
 	# robot into its policy file (a ConfigMap the kubelet syncs into the
 	# Pod); retry until the push is accepted.
-	wait_for "skopeo push of $repo_name:v1 to $E2E_REGISTRY_ADDR with the robot credential" 120 \
+	wait_for 120 "skopeo push of $repo_name:v1 to $E2E_REGISTRY_ADDR with the robot credential" \
 		skopeo copy --quiet --dest-tls-verify=false --dest-creds "$robot_user:$robot_pass" \
 		"oci:$E2E_DIR/images/oci:hello" "docker://$E2E_REGISTRY_ADDR/$repo_name:v1"
 	# Anonymous pulls are refused (private repository).
@@ -278,9 +265,9 @@ pod_runs() {
 		log "Pod $team_ns/hello did not get imagePullSecret $pull_secret from its ServiceAccount (has '$secrets')"
 		return 1
 	}
-	wait_for "Pod $team_ns/hello Running (image $image pulled by the kubelet)" 120 \
+	wait_for 120 "Pod $team_ns/hello Running (image $image pulled by the kubelet)" \
 		is jp pod hello "$team_ns" '{.status.phase}' Running
-	wait_for "log of Pod $team_ns/hello to say 'berth-e2e $token'" 30 \
+	wait_for 30 "log of Pod $team_ns/hello to say 'berth-e2e $token'" \
 		sh -c "'$BERTH_KUBECTL' logs -n '$team_ns' hello | grep -Fx 'berth-e2e $token'"
 	log "Pod $team_ns/hello runs $(jp pod hello "$team_ns" '{.status.containerStatuses[0].imageID}') and logged 'berth-e2e $token'"
 }
@@ -290,10 +277,12 @@ pod_runs() {
 metric() {
 	local pod port pf v
 	pod="$(k get pods -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/instance=e2e,app.kubernetes.io/component=registry -o name | head -n1)"
-	port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+	port="$(free_port)"
 	k port-forward -n "$E2E_REGISTRY_NS" "$pod" "$port:5001" >"$E2E_DIR/metrics-port-forward.log" 2>&1 &
 	pf=$!
-	if ! wait_for "port-forward to $pod:5001 (metrics)" 30 curl -fsS -o "$E2E_DIR/metrics.txt" "http://127.0.0.1:$port/metrics"; then
+	# In a subshell: on a timeout wait_for dies, and the port-forward must
+	# still be stopped.
+	if ! (wait_for 30 "port-forward to $pod:5001 (metrics)" curl -fsS -o "$E2E_DIR/metrics.txt" "http://127.0.0.1:$port/metrics"); then
 		stop_pid "$pf" port-forward
 		return 1
 	fi
@@ -322,18 +311,18 @@ wrong_credentials() {
 # pull_fails POD: its container waits in ErrImagePull/ImagePullBackOff and
 # an event of the Pod carries the registry's auth error.
 pull_fails() {
-	wait_for "Pod $team_ns/$1 waiting with ErrImagePull or ImagePullBackOff" 90 \
+	wait_for 90 "Pod $team_ns/$1 waiting with ErrImagePull or ImagePullBackOff" \
 		sh -c "'$BERTH_KUBECTL' get pod -n '$team_ns' '$1' -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}' | grep -E '^(ErrImagePull|ImagePullBackOff)$'"
-	wait_for "an event of Pod $team_ns/$1 with an auth error (401/unauthorized)" 30 \
+	wait_for 30 "an event of Pod $team_ns/$1 with an auth error (401/unauthorized)" \
 		sh -c "'$BERTH_KUBECTL' get events -n '$team_ns' --field-selector involvedObject.name='$1' -o jsonpath='{.items[*].message}' | grep -Ei '401|unauthorized|authoriz'"
 	log "Pod $team_ns/$1: $(k get events -n "$team_ns" --field-selector involvedObject.name="$1",reason=Failed -o jsonpath='{.items[0].message}' | head -c 400)"
 }
 
 repository_deleted() {
 	k delete repository hello -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
-	wait_for "pull Secret $team_ns/$pull_secret deleted" 30 gone secret "$pull_secret" -n "$team_ns"
-	wait_for "robot Secret $E2E_REGISTRY_NS/hello-robot deleted" 30 gone secret hello-robot -n "$E2E_REGISTRY_NS"
-	wait_for "ServiceAccount $team_ns/default without imagePullSecret $pull_secret" 30 \
+	wait_for 30 "pull Secret $team_ns/$pull_secret deleted" gone secret "$pull_secret" -n "$team_ns"
+	wait_for 30 "robot Secret $E2E_REGISTRY_NS/hello-robot deleted" gone secret hello-robot -n "$E2E_REGISTRY_NS"
+	wait_for 30 "ServiceAccount $team_ns/default without imagePullSecret $pull_secret" \
 		is jp serviceaccount default "$team_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" ""
 	pod hello-after "$endpoint/$repo_name:v1" Always
 	pull_fails hello-after
@@ -344,13 +333,13 @@ cleanup() {
 	k delete registry e2e -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
 	local what
 	for what in deployment/e2e service/e2e configmap/e2e-config secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc; do
-		wait_for "$what deleted with its Registry" 60 gone "$what" -n "$E2E_REGISTRY_NS"
+		wait_for 60 "$what deleted with its Registry" gone "$what" -n "$E2E_REGISTRY_NS"
 	done
-	wait_for "registry Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
+	wait_for 60 "registry Pods gone" is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
 	"$BERTH_HELM_BIN" uninstall berth --namespace berth-system --timeout 120s
-	wait_for "operator Pods gone" 60 is sh -c "'$BERTH_KUBECTL' get pods -n berth-system -o name" ""
+	wait_for 60 "operator Pods gone" is sh -c "'$BERTH_KUBECTL' get pods -n berth-system -o name" ""
 	for what in clusterrole/berth-operator clusterrolebinding/berth-operator; do
-		wait_for "$what deleted by helm uninstall" 30 gone "$what"
+		wait_for 30 "$what deleted by helm uninstall" gone "$what"
 	done
 	k delete namespace "$team_ns" "$E2E_REGISTRY_NS" berth-system --wait=true --timeout 90s >/dev/null
 }

@@ -20,37 +20,24 @@
 # Needs root (containerd, runc), umoci, skopeo, containerd, ctr, runc, curl, jq
 # (tests/tools/install.sh).
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name="image test"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 profile="${BERTH_IMAGE_PROFILE:-debug}"
 
-fail() {
-	echo "image test: FAIL: $*" >&2
-	exit 1
-}
-
 for tool in containerd ctr runc skopeo umoci curl jq; do
-	command -v "$tool" >/dev/null || fail "$tool is not installed (tests/tools/install.sh)"
+	command -v "$tool" >/dev/null || die "$tool is not installed (tests/tools/install.sh)"
 done
-[[ $(id -u) -eq 0 ]] || fail "must run as root (a private containerd and runc)"
+[[ $(id -u) -eq 0 ]] || die "must run as root (a private containerd and runc)"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-image-test.XXXXXX")"
-berth_pid=""
-containerd_pid=""
-cleanup() {
-	local rc=$?
-	if [[ -n $containerd_pid ]]; then
-		# Tasks first, so that runc leaves no process behind.
-		ctr -a "$work/containerd.sock" tasks kill -s SIGKILL berth-serve >/dev/null 2>&1 || true
-		kill "$containerd_pid" 2>/dev/null || true
-		wait "$containerd_pid" 2>/dev/null || true
-	fi
-	if [[ -n $berth_pid ]]; then
-		kill "$berth_pid" 2>/dev/null || true
-		wait "$berth_pid" 2>/dev/null || true
-	fi
-	if ((rc != 0)); then
-		echo "image test: logs kept in $work" >&2
+# At exit, after the processes below are stopped: on failure the logs are
+# shown and kept, else the work directory is removed.
+keep_or_remove_work() {
+	if ((exit_status != 0)); then
+		log "logs kept in $work"
 		for f in "$work"/*.log; do
 			[[ -f $f ]] || continue
 			echo "----- $f (last 30 lines)" >&2
@@ -61,22 +48,7 @@ cleanup() {
 		rm -rf "$work"
 	fi
 }
-trap cleanup EXIT
-
-# wait_for WHAT SECONDS COMMAND...: retries COMMAND every 0.2 s.
-wait_for() {
-	local what="$1" secs="$2"
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for $what"
-		sleep 0.2
-	done
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+on_exit keep_or_remove_work
 
 # ------------------------------------------------------------ 1. build, push
 echo "image test: building the image ($profile binaries)"
@@ -94,8 +66,8 @@ port="$(free_port)"
 registry="127.0.0.1:$port"
 "$berth_bin" serve --listen "$registry" --metrics-listen "127.0.0.1:$(free_port)" \
 	--data-dir "$work/berth-data" >"$work/berth.log" 2>&1 &
-berth_pid=$!
-wait_for "berth to answer http://$registry/v2/" 30 curl -fsS "http://$registry/v2/"
+on_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"
+wait_for 30 "berth to answer http://$registry/v2/" curl -fsS "http://$registry/v2/"
 
 image="$registry/berth/berth:$tag"
 echo "image test: pushing $layout_ref to $image"
@@ -103,11 +75,11 @@ skopeo copy --quiet --dest-tls-verify=false "$layout_ref" "docker://$image"
 
 # What the registry serves is the image we built: same config, same user.
 config="$(skopeo inspect --tls-verify=false --config "docker://$image")"
-[[ $(jq -r .config.User <<<"$config") == "65532:65532" ]] || fail "image user is not 65532:65532: $(jq -c .config <<<"$config")"
+[[ $(jq -r .config.User <<<"$config") == "65532:65532" ]] || die "image user is not 65532:65532: $(jq -c .config <<<"$config")"
 [[ $(jq -r '.config.Entrypoint | join(" ")' <<<"$config") == "/usr/local/bin/berth" ]] ||
-	fail "entrypoint is not /usr/local/bin/berth: $(jq -c .config.Entrypoint <<<"$config")"
+	die "entrypoint is not /usr/local/bin/berth: $(jq -c .config.Entrypoint <<<"$config")"
 [[ $(jq -r '.config.Labels["org.opencontainers.image.version"]' <<<"$config") == "$version" ]] ||
-	fail "label org.opencontainers.image.version is not $version: $(jq -c .config.Labels <<<"$config")"
+	die "label org.opencontainers.image.version is not $version: $(jq -c .config.Labels <<<"$config")"
 
 # ----------------------------------------------- 2. containerd pulls it back
 mkdir -p "$work/certs.d/$registry"
@@ -127,8 +99,15 @@ state = "$work/containerd-state"
 EOF
 containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
 containerd_pid=$!
+stop_containerd() {
+	# Tasks first, so that runc leaves no process behind.
+	ctr -a "$work/containerd.sock" tasks kill -s SIGKILL berth-serve >/dev/null 2>&1 || true
+	kill "$containerd_pid" 2>/dev/null || true
+	wait "$containerd_pid" 2>/dev/null || true
+}
+on_exit stop_containerd
 ctr_() { ctr -a "$work/containerd.sock" "$@"; }
-wait_for "containerd at $work/containerd.sock" 30 ctr_ version
+wait_for 30 "containerd at $work/containerd.sock" ctr_ version
 
 # The native snapshotter works wherever the test runs (overlayfs may not be
 # available inside a container).
@@ -137,26 +116,26 @@ echo "image test: ctr images pull $image"
 ctr_ images pull "${snap[@]}" --plain-http "$image" >"$work/pull.log"
 pushed_digest="$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$image")"
 ctr_ images ls | grep -F "$image" | grep -qF "$pushed_digest" ||
-	fail "containerd does not list $image at $pushed_digest: $(ctr_ images ls)"
+	die "containerd does not list $image at $pushed_digest: $(ctr_ images ls)"
 
 # The oci-archive imports into containerd under the image's name, with the
 # same manifest as the one pushed.
 ctr_ images import "${snap[@]}" "$work/berth.tar" >"$work/import.log"
 ctr_ images ls | grep -F "ghcr.io/berth-dev/berth:$tag" | grep -qF "$pushed_digest" ||
-	fail "ctr images import of the archive did not give ghcr.io/berth-dev/berth:$tag at $pushed_digest: $(ctr_ images ls)"
+	die "ctr images import of the archive did not give ghcr.io/berth-dev/berth:$tag at $pushed_digest: $(ctr_ images ls)"
 
 # ------------------------------------------------------- 3. run the binaries
 out="$(ctr_ run --rm "${snap[@]}" "$image" berth-version berth --version)"
 echo "image test: berth --version -> $out"
-[[ $out == "berth $version" ]] || fail "berth --version printed '$out', expected 'berth $version'"
+[[ $out == "berth $version" ]] || die "berth --version printed '$out', expected 'berth $version'"
 
 out="$(ctr_ run --rm "${snap[@]}" "$image" berth-operator-help berth-operator --help)"
-grep -q '^Usage: berth-operator' <<<"$out" || fail "berth-operator --help printed: $out"
-grep -q 'run' <<<"$out" || fail "berth-operator --help lists no run command: $out"
+grep -q '^Usage: berth-operator' <<<"$out" || die "berth-operator --help printed: $out"
+grep -q 'run' <<<"$out" || die "berth-operator --help lists no run command: $out"
 echo "image test: berth-operator --help -> $(head -n 1 <<<"$out")"
 
 out="$(ctr_ run --rm "${snap[@]}" "$image" berth-operator-version berth-operator --version)"
-[[ $out == "berth-operator $version" ]] || fail "berth-operator --version printed '$out'"
+[[ $out == "berth-operator $version" ]] || die "berth-operator --version printed '$out'"
 
 # The image's default command, as its own user (65532) on the host network:
 # the registry must start, write its data dir and answer.
@@ -166,15 +145,15 @@ ctr_ run --rm --net-host "${snap[@]}" "$image" berth-serve \
 	--data-dir /tmp/berth-data >"$work/serve.log" 2>&1 &
 serve_pid=$!
 serving() {
-	kill -0 "$serve_pid" 2>/dev/null || fail "berth serve in the container exited: $(tail -n 5 "$work/serve.log")"
+	kill -0 "$serve_pid" 2>/dev/null || die "berth serve in the container exited: $(tail -n 5 "$work/serve.log")"
 	curl -fsS "http://127.0.0.1:$serve_port/v2/"
 }
-wait_for "berth serve inside the container on 127.0.0.1:$serve_port" 60 serving
+wait_for 60 "berth serve inside the container on 127.0.0.1:$serve_port" serving
 uid="$(ctr_ tasks ps berth-serve | awk 'NR == 2 {print $1}')"
 ps_user="$(ps -o user= -p "$uid" 2>/dev/null | tr -d ' ' || true)"
-[[ $ps_user == 65532 || $ps_user == berth ]] || fail "berth serve in the container runs as '$ps_user', not 65532"
+[[ $ps_user == 65532 || $ps_user == berth ]] || die "berth serve in the container runs as '$ps_user', not 65532"
 ctr_ tasks kill -s SIGTERM berth-serve >/dev/null
-wait_for "the container berth-serve to stop" 30 bash -c "! kill -0 $serve_pid"
+wait_for 30 "the container berth-serve to stop" bash -c "! kill -0 $serve_pid"
 wait "$serve_pid" || true
 
 echo "image test: ok: $image pushed to berth, pulled by containerd, berth $version and berth-operator run from it as uid 65532"

@@ -22,15 +22,13 @@
 # Files: logs in target/observability/ (berth.log, operator.log,
 # prometheus.log, queries.txt).
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+script_name=observability
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-say() { echo "observability: $*" >&2; }
-die() {
-	echo "observability: ERROR: $*" >&2
-	exit 1
-}
 for tool in prometheus promtool curl jq python3; do
 	command -v "$tool" >/dev/null || die "$tool not found (run tests/tools/install.sh)"
 done
@@ -48,48 +46,28 @@ mkdir -p "$out"
 work="$(mktemp -d "${TMPDIR:-/tmp}/berth-observability.XXXXXX")"
 export BERTH_CLUSTER_DIR="$out/cluster"
 
-berth_pid="" operator_pid="" prom_pid="" cluster_up=0
-stop() {
-	local rc=$?
-	for pid in "$prom_pid" "$operator_pid" "$berth_pid"; do
-		[[ -n $pid ]] || continue
-		kill -TERM "$pid" 2>/dev/null || continue
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
+# At exit (on_exit runs last registered first): each process and the control
+# plane started below stopped, then on failure the end of each log shown,
+# then the work directory removed.
+on_exit 'if [[ ${OBS_KEEP:-0} == 1 ]]; then log "kept $work"; else rm -rf "$work"; fi'
+show_logs() {
+	local f
+	for f in "$out"/berth.log "$out"/operator.log "$out"/prometheus.log; do
+		[[ -f $f ]] || continue
+		echo "----- $f (last 25 lines)" >&2
+		tail -n 25 "$f" >&2
 	done
-	((cluster_up)) && "$repo/tests/cluster/down.sh" || true
-	if ((rc != 0)); then
-		for f in "$out"/berth.log "$out"/operator.log "$out"/prometheus.log; do
-			[[ -f $f ]] || continue
-			echo "----- $f (last 25 lines)" >&2
-			tail -n 25 "$f" >&2
-		done
-	fi
-	if [[ ${OBS_KEEP:-0} == 1 ]]; then
-		say "kept $work"
-	else
-		rm -rf "$work"
-	fi
-	exit "$rc"
 }
-trap stop EXIT
+on_exit '((exit_status == 0)) || show_logs'
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_until WHAT SECONDS CMD...: runs CMD until it succeeds.
-wait_until() {
-	local what="$1" secs="$2"
-	shift 2
-	local deadline=$((SECONDS + secs))
-	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what"
-		sleep 0.2
+# stop_pid PID: SIGTERM, then SIGKILL after 5 s.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	for _ in $(seq 1 50); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
 	done
+	kill -KILL "$1" 2>/dev/null || true
 }
 
 # ------------------------------------------------------------------ berth
@@ -110,22 +88,22 @@ EOF
 "$berth" serve --listen "$api" --metrics-listen "$berth_metrics" \
 	--data-dir "$work/berth-data" --policy-file "$work/policy.yaml" \
 	--htpasswd-file "$work/htpasswd" >"$out/berth.log" 2>&1 &
-berth_pid=$!
-wait_until "berth on $api (/healthz)" 30 curl -fsS "http://$api/healthz"
-say "berth up: api $api, metrics $berth_metrics"
+on_exit "stop_pid $!"
+wait_for 30 "berth on $api (/healthz)" curl -fsS "http://$api/healthz"
+log "berth up: api $api, metrics $berth_metrics"
 
 # --------------------------------------------------------------- operator
 cluster_start=$SECONDS
 "$repo/tests/cluster/build.sh" >&2
-cluster_up=1
+on_exit '"$repo/tests/cluster/down.sh"'
 eval "$("$repo/tests/cluster/up.sh")"
-say "control plane up in $((SECONDS - cluster_start))s"
+log "control plane up in $((SECONDS - cluster_start))s"
 "$BERTH_KUBECTL" apply -f crds/ >&2
 op_metrics="127.0.0.1:$(free_port)"
 "$operator" run --metrics-addr "$op_metrics" --leader-elect=false >"$out/operator.log" 2>&1 &
-operator_pid=$!
-wait_until "berth-operator on $op_metrics (/healthz)" 30 curl -fsS "http://$op_metrics/healthz"
-say "operator up: metrics $op_metrics"
+on_exit "stop_pid $!"
+wait_for 30 "berth-operator on $op_metrics (/healthz)" curl -fsS "http://$op_metrics/healthz"
+log "operator up: metrics $op_metrics"
 
 # --------------------------------------------------------------- promtool
 for target in "berth $berth_metrics" "berth-operator $op_metrics"; do
@@ -135,7 +113,7 @@ for target in "berth $berth_metrics" "berth-operator $op_metrics"; do
 $lint_out"
 	[[ -z $lint_out ]] || die "promtool check metrics reported problems for $name:
 $lint_out"
-	say "promtool check metrics: $name ok ($(grep -c '^# TYPE' "$out/$name.metrics") metrics)"
+	log "promtool check metrics: $name ok ($(grep -c '^# TYPE' "$out/$name.metrics") metrics)"
 done
 
 # ------------------------------------------------------------- prometheus
@@ -153,9 +131,9 @@ EOF
 promtool check config "$work/prometheus.yml" >&2
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom-data" \
 	--web.listen-address="$prom" --log.level=warn >"$out/prometheus.log" 2>&1 &
-prom_pid=$!
-wait_until "prometheus on $prom (/-/ready)" 60 curl -fsS "http://$prom/-/ready"
-say "prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') up on $prom"
+on_exit "stop_pid $!"
+wait_for 60 "prometheus on $prom (/-/ready)" curl -fsS "http://$prom/-/ready"
+log "prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') up on $prom"
 
 # query EXPR: prints the JSON answer of an instant query.
 query() {
@@ -168,7 +146,7 @@ series() {
 both_up() {
 	[[ "$(query 'sum(up{job=~"berth|berth-operator"})' | jq -r '.data.result[0].value[1]')" == 2 ]]
 }
-wait_until "both targets up in Prometheus" 60 both_up
+wait_for 60 "both targets up in Prometheus" both_up
 
 # ---------------------------------------------------------------- traffic
 base="http://$api"
@@ -203,7 +181,7 @@ code="$(curl -sS -u "$robot:wrong-secret" -o /dev/null -w '%{http_code}' "$base/
 [[ $code == 401 ]] || die "expected 401 for a wrong secret, got $code"
 # An upload left open (uploads in progress).
 curl -fsS "${auth[@]}" -X POST "$base/v2/$repo_name/blobs/uploads/" -o /dev/null
-say "traffic sent: push (2 blobs, 1 manifest), pull, a 404, a failed login, an open upload"
+log "traffic sent: push (2 blobs, 1 manifest), pull, a 404, a failed login, an open upload"
 
 # Maintenance, as the operator's CronJobs run it (separate processes on the
 # same data directory): a second tag, retention keeping the newest, then gc.
@@ -211,7 +189,7 @@ curl -fsS "${auth[@]}" -X PUT -H 'content-type: application/vnd.oci.image.manife
 	--data-binary @"$work/manifest" "$base/v2/$repo_name/manifests/v2" -o /dev/null
 "$berth" retention --data-dir "$work/berth-data" --repository "$repo_name" --keep-last 1 >&2
 "$berth" gc --data-dir "$work/berth-data" --grace-seconds 0 >&2
-say "maintenance run: berth retention --keep-last 1, berth gc"
+log "maintenance run: berth retention --keep-last 1, berth gc"
 
 # Wait until Prometheus holds the traffic: the failed login and the pulled
 # layer counted, and a few scrapes after that so rates have samples.
@@ -221,11 +199,11 @@ scraped() {
 		[[ "$(query 'sum(berth_maintenance_runs_total{job="berth",result="ok"})' | jq -r '.data.result[0].value[1]')" == 2 ]] &&
 		[[ "$(query 'sum(berth_maintenance_deleted_objects_total{job="berth",kind="retention",object="tag"})' | jq -r '.data.result[0].value[1]')" == 1 ]]
 }
-wait_until "Prometheus to scrape the traffic" 60 scraped
+wait_for 60 "Prometheus to scrape the traffic" scraped
 enough_samples() {
 	[[ "$(series 'count_over_time(berth_http_requests_in_flight{job="berth"}[10s]) >= 5')" == 1 ]]
 }
-wait_until "5 scrapes within 10s" 60 enough_samples
+wait_for 60 "5 scrapes within 10s" enough_samples
 
 # ------------------------------------------------------- dashboard queries
 dashboard="$repo/charts/berth/dashboards/berth.json"
@@ -273,4 +251,4 @@ for raw in "${exprs[@]}"; do
 	fi
 done
 ((failed == 0)) || die "some dashboard queries are invalid or return no series (see above, $out/queries.txt)"
-say "all ${#exprs[@]} dashboard queries valid and with series (Prometheus $prom)"
+log "all ${#exprs[@]} dashboard queries valid and with series (Prometheus $prom)"

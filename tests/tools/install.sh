@@ -23,6 +23,8 @@
 #                                   `eval "$(tests/tools/install.sh --env)"`
 #   tests/tools/install.sh --paths  print those export lines without installing
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -63,11 +65,8 @@ if [[ $mode == paths ]]; then
 	exit 0
 fi
 
-log() { if [[ ${BERTH_TOOLS_VERBOSE:-0} == 1 ]]; then echo "install.sh: $*" >&2; fi; }
-die() {
-	echo "install.sh: ERROR: $*" >&2
-	exit 1
-}
+# verbose MESSAGE...: log, with BERTH_TOOLS_VERBOSE=1 only.
+verbose() { if [[ ${BERTH_TOOLS_VERBOSE:-0} == 1 ]]; then log "$@"; fi; }
 
 # Runs a command with its output captured, up to 3 times (package registries
 # have transient failures); on final failure shows all of its output.
@@ -82,17 +81,18 @@ run_logged() {
 			break
 		fi
 		if ((attempt < 3)); then
-			echo "install.sh: $what failed (attempt $attempt), retrying" >&2
+			log "$what failed (attempt $attempt), retrying"
 			sleep $((attempt * 5))
 		fi
 	done
 	if [[ -z $ok ]]; then
-		echo "install.sh: ERROR: $what failed: $*" >&2
-		echo "----- output -----" >&2
-		cat "$out" >&2
-		echo "------------------" >&2
+		local output
+		output="$(cat "$out")"
 		rm -f "$out"
-		exit 1
+		die "$what failed: $*
+----- output -----
+$output
+------------------"
 	fi
 	if [[ ${BERTH_TOOLS_VERBOSE:-0} == 1 ]]; then cat "$out" >&2; fi
 	rm -f "$out"
@@ -119,7 +119,7 @@ install_apt() {
 		pkg_installed "$p" || missing+=("$p")
 	done
 	if [[ ${#missing[@]} -eq 0 ]]; then
-		log "apt packages present: ${apt_packages[*]}"
+		verbose "apt packages present: ${apt_packages[*]}"
 		return
 	fi
 	command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get to install them"
@@ -128,14 +128,14 @@ install_apt() {
 		command -v sudo >/dev/null || die "missing packages (${missing[*]}); not root and no sudo"
 		sudo=(sudo -n)
 	fi
-	log "apt-get install ${missing[*]}"
+	verbose "apt-get install ${missing[*]}"
 	run_logged "apt-get update" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	run_logged "apt-get install ${missing[*]}" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -q --no-install-recommends "${missing[@]}"
 	for p in "${missing[@]}"; do
 		pkg_installed "$p" || die "package $p still not installed after apt-get install"
 	done
-	echo "install.sh: installed ${missing[*]} (apt)" >&2
+	log "installed ${missing[*]} (apt)"
 	# skopeo refuses to run without a signature policy; Debian ships one in
 	# containers-common (a dependency), but make sure.
 	if [[ ! -e /etc/containers/policy.json ]]; then
@@ -155,14 +155,14 @@ go_tool() {
 	local name="$1" pkg="$2" dest="$3"
 	shift 3
 	if [[ -x "$dest/$name" ]]; then
-		log "$name cached at $dest"
+		verbose "$name cached at $dest"
 		return
 	fi
 	command -v go >/dev/null || die "go is not installed (needed to build $name from $pkg)"
 	mkdir -p "$cache"
 	local tmp
 	tmp="$(mktemp -d "$cache/.build-$name.XXXXXX")"
-	log "building $pkg"
+	verbose "building $pkg"
 	# GOFLAGS from the environment could carry -mod=vendor etc.; build a
 	# module-mode install of exactly the pinned version. CGO off: static
 	# binaries that keep working whatever libc the machine gets later.
@@ -174,7 +174,7 @@ go_tool() {
 	fi
 	rm -rf "$dest"
 	mv -T "$tmp" "$dest"
-	echo "install.sh: built $name -> $dest/$name" >&2
+	log "built $name -> $dest/$name"
 }
 
 install_go_tools() {
@@ -198,7 +198,7 @@ install_go_tools() {
 # be moved, so it is built in place; the import check finds a broken one).
 install_python_oras() {
 	if "$python_oras_dir/bin/python" -c "import oras.client" 2>/dev/null; then
-		log "python oras cached at $python_oras_dir"
+		verbose "python oras cached at $python_oras_dir"
 		return
 	fi
 	rm -rf "$python_oras_dir"
@@ -207,14 +207,14 @@ install_python_oras() {
 	run_logged "pip install oras==$PYTHON_ORAS_VERSION" \
 		"$python_oras_dir/bin/pip" install --quiet --disable-pip-version-check "oras==$PYTHON_ORAS_VERSION"
 	"$python_oras_dir/bin/python" -c "import oras.client" || die "python oras does not import"
-	echo "install.sh: installed python oras $PYTHON_ORAS_VERSION -> $python_oras_dir" >&2
+	log "installed python oras $PYTHON_ORAS_VERSION -> $python_oras_dir"
 }
 
 # cri-pull is a module in this repository, not a published tool: build it
 # from its sources, keyed by their hash.
 install_cri_pull() {
 	if [[ -x "$cri_pull_dir/cri-pull" ]]; then
-		log "cri-pull cached at $cri_pull_dir"
+		verbose "cri-pull cached at $cri_pull_dir"
 		return
 	fi
 	local tmp
@@ -223,7 +223,7 @@ install_cri_pull() {
 		nice -n 10 go build -trimpath -ldflags "-s -w" -o "$tmp/cri-pull" .
 	rm -rf "$cri_pull_dir"
 	mv -T "$tmp" "$cri_pull_dir"
-	echo "install.sh: built cri-pull -> $cri_pull_dir/cri-pull" >&2
+	log "built cri-pull -> $cri_pull_dir/cri-pull"
 }
 
 main() {
