@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use berth_config::Action;
 use berth_operator::crd::*;
 use berth_operator::render::*;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -263,6 +264,7 @@ fn config_file_has_only_fields_berth_serve_reads() {
     let loaded =
         berth_registry::config::ServerConfig::parse(&yaml, std::path::Path::new("config.yaml"))
             .expect("berth loads the rendered config");
+    assert_eq!(loaded, server_config(&reg), "it reads back as rendered");
     let cfg = berth_registry::config::Config::new(loaded);
     assert_eq!(cfg.listen.port(), 5000);
     assert_eq!(cfg.upload_expiry.as_secs(), 3600);
@@ -497,24 +499,27 @@ fn policy_file_folds_repositories() {
         .find(|r| r.subjects == ["anonymous"])
         .expect("public rule");
     assert_eq!(anon.repositories, ["team/web"]);
-    assert_eq!(anon.actions, ["pull"]);
+    assert_eq!(anon.actions, [Action::Pull]);
     let users = file
         .rules
         .iter()
         .find(|r| r.subjects.contains(&"user:alice".to_string()))
         .expect("user rule");
     assert_eq!(users.subjects, ["user:alice", "group:devs"]);
-    assert_eq!(users.actions, ["pull", "push"]);
+    assert_eq!(users.actions, [Action::Pull, Action::Push]);
     let robot = file
         .rules
         .iter()
         .find(|r| r.subjects == ["robot:robot$team-a+ci"])
         .expect("robot rule");
-    assert_eq!(robot.source, "team-a/ci");
+    assert_eq!(robot.source.as_deref(), Some("team-a/ci"));
     let yaml = policy_yaml(&file, &reg).expect("yaml");
-    // The registry loads it.
+    // The registry loads it, and reads back exactly what was rendered.
     berth_registry::auth::Policy::parse(&yaml, std::path::Path::new("policy.yaml"))
         .expect("berth loads the rendered policy");
+    let back = berth_config::PolicyFile::parse(&yaml, std::path::Path::new("policy.yaml"))
+        .expect("the contract reads the rendered policy");
+    assert_eq!(back, file);
     let empty = policy_yaml(&policy_file(&reg, &[], &BTreeMap::new()), &reg).expect("yaml");
     berth_registry::auth::Policy::parse(&empty, std::path::Path::new("policy.yaml"))
         .expect("berth loads an empty policy");
@@ -575,4 +580,24 @@ fn retention_cronjob_and_pull_secret() {
     let auth = &body["auths"]["10.0.0.7:5000"];
     assert_eq!(auth["username"], "robot$team-a+ci");
     assert_eq!(auth["auth"], "cm9ib3QkdGVhbS1hK2NpOnB3"); // base64("robot$team-a+ci:pw")
+}
+
+/// A quota the registry cannot hold (more than a u64 of bytes) is left out
+/// of the policy file, like one that is not a quantity: never truncated.
+#[test]
+fn quotas_beyond_u64_are_left_out_of_the_policy() {
+    let reg = registry("{}");
+    let repos = [
+        repository("ok", "registry: hub\nname: ok\nquota: 15Ei\n"),
+        repository("huge", "registry: hub\nname: huge\nquota: 16Ei\n"),
+        repository("e30", "registry: hub\nname: e30\nquota: 1e30\n"),
+        repository("bad", "registry: hub\nname: bad\nquota: 10GB\n"),
+    ];
+    let file = policy_file(&reg, &repos, &BTreeMap::new());
+    let names: Vec<&str> = file.repositories.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["ok"]);
+    assert_eq!(file.repositories[0].quota_bytes, Some(15 << 60));
+    let yaml = policy_yaml(&file, &reg).expect("yaml");
+    berth_registry::auth::Policy::parse(&yaml, std::path::Path::new("policy.yaml"))
+        .expect("berth loads the rendered policy");
 }

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::crd::{Registry, Repository, RepositoryStatus};
 use crate::render::{
-    self, MANAGER, REPOSITORY_LABEL, granted_service_accounts, parse_bytes, pull_secret,
+    self, MANAGER, REPOSITORY_LABEL, granted_service_accounts, pull_secret, quota_bytes,
     repository_label_value, retention_cronjob_name, robot_secret, robot_secret_name, robot_user,
     schedule,
 };
@@ -288,7 +288,7 @@ async fn check(repo: &Repository) -> Option<Problem> {
         });
     }
     if let Some(q) = &repo.spec.quota
-        && let Err(e) = parse_bytes(q)
+        && let Err(e) = quota_bytes(q)
     {
         return Some(Problem {
             reason: "InvalidQuota",

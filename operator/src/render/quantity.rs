@@ -63,9 +63,22 @@ pub fn parse_bytes(q: &str) -> Result<u128, String> {
     Ok(bytes)
 }
 
+/// A quota in bytes as the registry holds it (a u64): a quantity that is
+/// larger is refused, never truncated.
+pub fn quota_bytes(q: &str) -> Result<u64, String> {
+    let bytes = parse_bytes(q)?;
+    u64::try_from(bytes).map_err(|_| {
+        format!(
+            "{:?} is too large: a quota is at most {} bytes (16Ei - 1)",
+            q.trim(),
+            u64::MAX
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{parse_bytes, quota_bytes};
 
     #[test]
     fn quantities() {
@@ -77,5 +90,17 @@ mod tests {
         assert!(parse_bytes("10GB").is_err());
         assert!(parse_bytes("Gi").is_err());
         assert!(parse_bytes("").is_err());
+    }
+
+    #[test]
+    fn quotas_fit_the_registry_or_are_refused() {
+        assert_eq!(quota_bytes("20Gi"), Ok(20 << 30));
+        assert_eq!(quota_bytes("15Ei"), Ok(15 << 60));
+        assert_eq!(quota_bytes("18446744073709551615"), Ok(u64::MAX));
+        let err = quota_bytes("16Ei").unwrap_err();
+        assert!(err.contains("too large"), "{err}");
+        assert!(quota_bytes("18446744073709551616").is_err());
+        assert!(quota_bytes("1e30").is_err());
+        assert!(quota_bytes("10GB").is_err());
     }
 }

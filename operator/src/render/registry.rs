@@ -1,6 +1,9 @@
 //! A Registry's desired objects.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use berth_config::{LogFormat, ServerConfig, StorageBackend, env as berth_env};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -22,18 +25,19 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
-use serde::Serialize;
 
 use super::{
     RenderError, config_map_name, data_claim_name, default_image, gc_cronjob_name, labels, meta,
     owner_ref, selector_labels, sha256_hex, token_key_secret_name, workload_name,
 };
-use crate::crd::{LogFormat, Registry, ServiceType};
+use crate::crd::{self, Registry, ServiceType};
 
 /// Port the registry listens on inside the pod.
-pub const CONTAINER_PORT: i32 = 5000;
+pub const CONTAINER_PORT: i32 = LISTEN_PORT as i32;
 /// Where the registry serves `/metrics` in its pod (its own listener).
-pub const METRICS_PORT: i32 = 5001;
+pub const METRICS_PORT: i32 = METRICS_LISTEN_PORT as i32;
+const LISTEN_PORT: u16 = 5000;
+const METRICS_LISTEN_PORT: u16 = 5001;
 /// Mount point of the config ConfigMap.
 pub const CONFIG_DIR: &str = "/etc/berth";
 /// Mount point of the data volume (`data_dir`).
@@ -46,32 +50,6 @@ pub const HTPASSWD_DIR: &str = "/etc/berth/htpasswd";
 pub const CONFIG_HASH_ANNOTATION: &str = "berth.dev/config-hash";
 /// UID/GID the registry runs as (no root).
 pub const RUN_AS: i64 = 65532;
-
-/// The `berth serve` config file (registry/src/config.rs `FileConfig`:
-/// unknown fields are refused there, so only its fields appear here).
-#[derive(Serialize, Debug, PartialEq)]
-pub struct ServerConfig {
-    pub listen: String,
-    /// `/metrics`, on all addresses: Prometheus scrapes it from outside the pod.
-    pub metrics_listen: String,
-    pub data_dir: String,
-    pub storage: &'static str,
-    pub log_format: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upload_expiry_seconds: Option<u64>,
-    /// Always set: a Registry run by the operator is access-controlled by the
-    /// policy rendered from its Repositories.
-    pub policy_file: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub htpasswd_file: Option<String>,
-    pub token_key_file: String,
-    pub token_issuer: String,
-    pub token_expiry_seconds: u64,
-    /// Base URL for the token realm: the Ingress host when there is one,
-    /// else the request's Host header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_url: Option<String>,
-}
 
 /// Every object a Registry becomes (the token key Secret aside: it is
 /// generated once by the controller, see [`token_key_secret`]).
@@ -92,36 +70,38 @@ pub struct RegistryObjects {
     pub config_hash: String,
 }
 
+/// The `berth serve` config file of a Registry's pods, in the registry's
+/// own type: every field is named, so that a field added to the contract is
+/// a compile error here until the operator decides what to render for it.
 pub fn server_config(reg: &Registry) -> ServerConfig {
+    let auth = &reg.spec.auth;
     ServerConfig {
-        listen: format!("0.0.0.0:{CONTAINER_PORT}"),
-        metrics_listen: format!("0.0.0.0:{METRICS_PORT}"),
-        data_dir: DATA_DIR.into(),
+        listen: Some(all_addresses(LISTEN_PORT)),
+        // `/metrics`, on all addresses: Prometheus scrapes it from outside the pod.
+        metrics_listen: Some(all_addresses(METRICS_LISTEN_PORT)),
+        data_dir: Some(DATA_DIR.into()),
         // Blobs in S3 are not served by this registry version yet; the pods
         // keep the filesystem backend (on an emptyDir) and get the S3
         // settings as BERTH_S3_* variables for the version that does.
-        storage: "filesystem",
-        log_format: match reg.spec.log_format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        },
+        storage: Some(StorageBackend::Filesystem),
+        log_format: Some(match reg.spec.log_format {
+            crd::LogFormat::Text => LogFormat::Text,
+            crd::LogFormat::Json => LogFormat::Json,
+        }),
         upload_expiry_seconds: reg.spec.upload_expiry_seconds,
-        policy_file: format!("{CONFIG_DIR}/policy.yaml"),
-        htpasswd_file: reg
-            .spec
-            .auth
+        // Always set: a Registry run by the operator is access-controlled by
+        // the policy rendered from its Repositories.
+        policy_file: Some(format!("{CONFIG_DIR}/policy.yaml").into()),
+        htpasswd_file: auth
             .htpasswd_secret
             .as_ref()
-            .map(|_| format!("{HTPASSWD_DIR}/htpasswd")),
-        token_key_file: format!("{TOKEN_DIR}/key.pem"),
-        token_issuer: reg
-            .spec
-            .auth
-            .token
-            .issuer
-            .clone()
-            .unwrap_or_else(|| reg.name_any()),
-        token_expiry_seconds: u64::from(reg.spec.auth.token.expiry_seconds),
+            .map(|_| format!("{HTPASSWD_DIR}/htpasswd").into()),
+        token_key_file: Some(format!("{TOKEN_DIR}/key.pem").into()),
+        token_issuer: Some(auth.token.issuer.clone().unwrap_or_else(|| reg.name_any())),
+        token_service: None,
+        token_expiry_seconds: Some(u64::from(auth.token.expiry_seconds)),
+        // Base URL for the token realm: the Ingress host when there is one,
+        // else the request's Host header.
         public_url: reg.spec.ingress.as_ref().map(|i| {
             let scheme = if i.tls_secret.is_some() {
                 "https"
@@ -130,7 +110,25 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
             };
             format!("{scheme}://{}", i.host)
         }),
+        // gc runs in its CronJob, not in the server.
+        gc_interval_seconds: None,
+        // Left to the registry's defaults.
+        gc_grace_seconds: None,
+        gc_keep_untagged: None,
+        header_timeout_seconds: None,
+        body_timeout_seconds: None,
+        send_timeout_seconds: None,
+        max_connections: None,
+        max_connections_per_client: None,
+        shutdown_timeout_seconds: None,
+        // Per-repository settings come from the Repositories, in the policy
+        // file (reloaded without a restart).
+        repositories: Vec::new(),
     }
+}
+
+fn all_addresses(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
 }
 
 pub fn server_config_yaml(reg: &Registry) -> Result<String, RenderError> {
@@ -330,7 +328,7 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 /// (BERTH_S3_*, AWS_*, BERTH_DATABASE_URL; ignored by this registry version).
 fn env(reg: &Registry) -> Vec<EnvVar> {
     let mut env = vec![plain_env(
-        "BERTH_CONFIG",
+        berth_env::CONFIG,
         format!("{CONFIG_DIR}/config.yaml"),
     )];
     if let Some(s3) = &reg.spec.storage.s3 {
@@ -342,19 +340,19 @@ fn env(reg: &Registry) -> Vec<EnvVar> {
             env.push(plain_env("BERTH_S3_REGION", r.clone()));
         }
         env.push(secret_env(
-            "AWS_ACCESS_KEY_ID",
+            berth_env::S3_ACCESS_KEY_ID,
             &s3.credentials_secret,
             "accessKeyId",
         ));
         env.push(secret_env(
-            "AWS_SECRET_ACCESS_KEY",
+            berth_env::S3_SECRET_ACCESS_KEY,
             &s3.credentials_secret,
             "secretAccessKey",
         ));
     }
     if let Some(pg) = &reg.spec.database.postgres {
         env.push(secret_env(
-            "BERTH_DATABASE_URL",
+            berth_env::DATABASE_URL,
             &pg.url_secret.name,
             &pg.url_secret.key,
         ));

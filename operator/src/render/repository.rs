@@ -4,83 +4,41 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use berth_config::{Action, PolicyFile, RepositorySettings, RetentionRules, Robot, Rule};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use serde::Serialize;
 
 use super::{
-    RenderError, labels, maintenance_cronjob, meta, owner_ref, parse_bytes, pull_secret_name,
+    RenderError, labels, maintenance_cronjob, meta, owner_ref, pull_secret_name, quota_bytes,
     retention_cronjob_name, robot_secret_name, robot_user,
 };
-use crate::crd::{Registry, Repository, RetentionSpec, ServiceAccountRef, Visibility};
+use crate::crd::{Registry, RepoAction, Repository, RetentionSpec, ServiceAccountRef, Visibility};
 
 /// Label on cross-namespace pull Secrets naming their Repository
 /// (`<namespace>.<name>`): owner references cannot cross namespaces, so
 /// cleanup finds them by this label.
 pub const REPOSITORY_LABEL: &str = "berth.dev/repository";
 
-/// The policy file (`policy.yaml` in the Registry's ConfigMap).
-#[derive(Serialize, Debug, PartialEq, Default)]
-pub struct PolicyFile {
-    pub anonymous_pull: bool,
-    pub robots: Vec<Robot>,
-    pub rules: Vec<Rule>,
-    pub repositories: Vec<RepositorySettings>,
+/// The retention rules of the policy file from a Repository's spec (its
+/// schedule goes to the CronJob).
+pub fn retention_rules(r: &RetentionSpec) -> RetentionRules {
+    RetentionRules {
+        keep_last: r.keep_last,
+        max_age: r.max_age.clone(),
+        only_tags: r.only_tags.clone(),
+        protect_tags: r.protect_tags.clone(),
+        delete_untagged: r.delete_untagged,
+    }
 }
 
-#[derive(Serialize, Debug, PartialEq)]
-pub struct Robot {
-    pub name: String,
-    /// Hex SHA-256 of the robot's random 32-byte secret.
-    pub password_sha256: String,
-}
-
-#[derive(Serialize, Debug, PartialEq)]
-pub struct Rule {
-    /// `namespace/name` of the Repository this rule comes from.
-    pub source: String,
-    pub repositories: Vec<String>,
-    /// `anonymous`, `user:NAME`, `group:NAME`, `robot:NAME`.
-    pub subjects: Vec<String>,
-    pub actions: Vec<&'static str>,
-}
-
-#[derive(Serialize, Debug, PartialEq)]
-pub struct RepositorySettings {
-    pub name: String,
-    pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quota_bytes: Option<u128>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub immutable_tags: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention: Option<RetentionRules>,
-}
-
-#[derive(Serialize, Debug, PartialEq)]
-pub struct RetentionRules {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_last: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub only_tags: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub protect_tags: Vec<String>,
-    pub delete_untagged: bool,
-}
-
-impl From<&RetentionSpec> for RetentionRules {
-    fn from(r: &RetentionSpec) -> Self {
-        Self {
-            keep_last: r.keep_last,
-            max_age: r.max_age.clone(),
-            only_tags: r.only_tags.clone(),
-            protect_tags: r.protect_tags.clone(),
-            delete_untagged: r.delete_untagged,
-        }
+/// The policy file's action for a granted action.
+pub fn action(a: RepoAction) -> Action {
+    match a {
+        RepoAction::Pull => Action::Pull,
+        RepoAction::Push => Action::Push,
+        RepoAction::Delete => Action::Delete,
     }
 }
 
@@ -128,7 +86,8 @@ pub fn granted_service_accounts(repo: &Repository) -> Vec<ServiceAccountRef> {
 /// Repository's `namespace/name` to the SHA-256 of its robot secret; a
 /// Repository with ServiceAccount grants but no robot yet gets no robot rule
 /// until its controller has made one. A Repository whose quota is not a
-/// quantity is left out (its own status says why).
+/// quantity of bytes the registry can hold (a u64) is left out (its own
+/// status says why).
 pub fn policy_file(
     reg: &Registry,
     repos: &[Repository],
@@ -142,21 +101,25 @@ pub fn policy_file(
     repos.sort_by_key(|r| (r.spec.name.clone(), r.name_any()));
     let mut file = PolicyFile {
         anonymous_pull: reg.spec.auth.anonymous_pull,
-        ..Default::default()
+        // Groups are not part of the Registry spec yet.
+        groups: BTreeMap::new(),
+        robots: Vec::new(),
+        rules: Vec::new(),
+        repositories: Vec::new(),
     };
     for repo in repos {
         let src = source(repo);
-        let quota_bytes = match repo.spec.quota.as_deref().map(parse_bytes) {
+        let quota_bytes = match repo.spec.quota.as_deref().map(quota_bytes) {
             Some(Err(_)) => continue,
             Some(Ok(b)) => Some(b),
             None => None,
         };
         if repo.spec.visibility == Visibility::Public {
             file.rules.push(Rule {
-                source: src.clone(),
+                source: Some(src.clone()),
                 repositories: vec![repo.spec.name.clone()],
                 subjects: vec!["anonymous".into()],
-                actions: vec!["pull"],
+                actions: vec![Action::Pull],
             });
         }
         let robot_name = robot_user(&repo.namespace().unwrap_or_default(), &repo.name_any());
@@ -180,22 +143,22 @@ pub fn policy_file(
             if subjects.is_empty() {
                 continue;
             }
-            let mut actions: Vec<_> = grant.actions.clone();
+            let mut actions: Vec<Action> = grant.actions.iter().copied().map(action).collect();
             actions.sort();
             actions.dedup();
             file.rules.push(Rule {
-                source: src.clone(),
+                source: Some(src.clone()),
                 repositories: vec![repo.spec.name.clone()],
                 subjects,
-                actions: actions.iter().map(|a| a.as_str()).collect(),
+                actions,
             });
         }
         file.repositories.push(RepositorySettings {
             name: repo.spec.name.clone(),
-            source: src,
+            source: Some(src),
             quota_bytes,
             immutable_tags: repo.spec.immutable_tags.clone(),
-            retention: repo.spec.retention.as_ref().map(RetentionRules::from),
+            retention: repo.spec.retention.as_ref().map(retention_rules),
         });
     }
     file
