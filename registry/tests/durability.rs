@@ -6,13 +6,8 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, sha256};
 use reqwest::{Client, StatusCode};
-use sha2::Digest as _;
-
-fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
 
 #[tokio::test]
 async fn acknowledged_pushes_survive_kill_9() {
