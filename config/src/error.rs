@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 /// the message names the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         #[source]

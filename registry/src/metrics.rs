@@ -275,7 +275,10 @@ async fn render(State(meta): State<Arc<dyn MetaStore>>) -> impl IntoResponse {
     let stats = match meta.stats().await {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: reading the metadata database failed");
+            tracing::warn!(
+                error = crate::report::chain(&e),
+                "metrics: reading the metadata database failed"
+            );
             None
         }
     };

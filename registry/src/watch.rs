@@ -76,7 +76,10 @@ impl<T: Send + Sync + 'static> Watched<T> {
                     tracing::info!(path = %self.path.display(), "reloaded");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "file changed but is invalid; keeping the previous version")
+                    tracing::error!(
+                        error = crate::report::chain(&e),
+                        "file changed but is invalid; keeping the previous version"
+                    )
                 }
             }
         }

@@ -5,6 +5,7 @@
 
 mod check_config;
 mod gc;
+mod ls;
 mod new_robot;
 mod retention;
 mod serve;
@@ -50,6 +51,9 @@ enum Command {
     /// Show the storage each repository uses, each quota's usage, and the
     /// blobs stored.
     Usage(usage::Args),
+    /// List what a running registry holds: its repositories, or one
+    /// repository's tags with digests, sizes and platforms.
+    Ls(ls::Args),
     /// Make a robot account: print a new random secret and the policy-file
     /// entry that holds its hash (only the hash goes in the policy).
     NewRobot(new_robot::Args),
@@ -64,6 +68,7 @@ pub fn run() -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Retention(args) => retention::run(args),
         Command::Usage(args) => usage::run(args),
+        Command::Ls(args) => ls::run(args),
         Command::NewRobot(args) => new_robot::run(args),
     };
     match result {

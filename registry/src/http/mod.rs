@@ -110,7 +110,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     match state.registry.meta.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready");
+            tracing::warn!(error = crate::report::chain(&e), "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "metadata store unreachable",

@@ -117,7 +117,7 @@ pub async fn gc_every(
     loop {
         tick.tick().await;
         if let Err(e) = gc::run(meta.as_ref(), blobs.as_ref(), &opts).await {
-            tracing::error!(error = %e, "scheduled gc failed");
+            tracing::error!(error = crate::report::chain(&e), "scheduled gc failed");
         }
     }
 }

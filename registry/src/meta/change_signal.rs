@@ -26,7 +26,9 @@ pub struct ChangeSignal {
 
 impl ChangeSignal {
     /// A signal shared through the file at `path` (created if missing).
-    pub fn file(path: &Path) -> std::io::Result<Self> {
+    /// `announce`: count starting up as a change (a server does: a process
+    /// that died between its commit and its signal left caches stale).
+    pub fn file(path: &Path, announce: bool) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -37,9 +39,9 @@ impl ChangeSignal {
             file: Some(file),
             last: AtomicU64::new(Self::process_base()),
         };
-        // A process that died between its commit and its signal leaves
-        // caches stale; starting up is a change as far as anyone knows.
-        signal.changed();
+        if announce {
+            signal.changed();
+        }
         Ok(signal)
     }
 
@@ -102,8 +104,8 @@ mod tests {
     fn a_change_in_one_handle_shows_in_another() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("changes");
-        let a = ChangeSignal::file(&path).unwrap();
-        let b = ChangeSignal::file(&path).unwrap();
+        let a = ChangeSignal::file(&path, true).unwrap();
+        let b = ChangeSignal::file(&path, true).unwrap();
         let seen = a.current();
         assert_eq!(seen, b.current());
         a.changed();

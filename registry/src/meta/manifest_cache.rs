@@ -173,8 +173,8 @@ mod tests {
     fn another_process_change_empties_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("changes");
-        let cache = ManifestCache::new(ChangeSignal::file(&path).unwrap());
-        let other = ChangeSignal::file(&path).unwrap();
+        let cache = ManifestCache::new(ChangeSignal::file(&path, true).unwrap());
+        let other = ChangeSignal::file(&path, true).unwrap();
         let tag = Reference::Tag("v1");
         let ticket = cache.get("a", tag).unwrap_err();
         cache.fill(ticket, "a", tag, &record("sha256:1"));

@@ -185,7 +185,8 @@ fn served_connection(addr: &str) -> TcpStream {
     loop {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut head = [0u8; 12];
         s.read_exact(&mut head).unwrap();
         if head.starts_with(b"HTTP/1.1 200") {
@@ -198,7 +199,11 @@ fn served_connection(addr: &str) -> TcpStream {
             }
             return s;
         }
-        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&head));
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -40,6 +40,10 @@ pub struct SqliteMeta {
 impl SqliteMeta {
     /// Opens (creating if needed) the database file and migrates it.
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_file(path, true).await
+    }
+
+    async fn open_file(path: &Path, announce: bool) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -49,7 +53,7 @@ impl SqliteMeta {
             .busy_timeout(Duration::from_secs(30));
         let mut signal_path = path.as_os_str().to_owned();
         signal_path.push("-changes");
-        let signal = ChangeSignal::file(Path::new(&signal_path))?;
+        let signal = ChangeSignal::file(Path::new(&signal_path), announce)?;
         Self::connect(options, signal).await
     }
 
@@ -59,7 +63,7 @@ impl SqliteMeta {
         if !path.is_file() {
             return Ok(None);
         }
-        Self::open(path).await.map(Some)
+        Self::open_file(path, false).await.map(Some)
     }
 
     /// A private in-memory database (tests).
