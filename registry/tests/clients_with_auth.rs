@@ -369,3 +369,81 @@ fn regctl_logs_in_pushes_pulls_and_lists() {
     let listed = run_with(&work, "regctl", ["repo", "ls", reg.host()], &env);
     assert_eq!(catalog(&listed), ["team/regctl"]);
 }
+
+/// `berth ls` logs in through the token flow and lists what alice may pull.
+#[test]
+fn berth_ls_logs_in_and_lists() {
+    let reg = Secured::start();
+    let work = reg.work("ls");
+    let config = work.join("auth.json");
+    run(
+        &work,
+        "oras",
+        [
+            "login",
+            "--plain-http",
+            "--registry-config",
+            s(&config),
+            "-u",
+            ALICE.0,
+            "-p",
+            ALICE.1,
+            reg.host(),
+        ],
+    );
+    std::fs::write(work.join("a.txt"), b"listed\n").unwrap();
+    let target = format!("{}/team/listed:v1", reg.host());
+    run(
+        &work,
+        "oras",
+        [
+            "push",
+            "--plain-http",
+            "--registry-config",
+            s(&config),
+            &target,
+            "a.txt",
+        ],
+    );
+    let url = format!("http://{}", reg.host());
+    let ls = |args: &[&str], password: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.arg("ls")
+            .args(["--url", &url])
+            .args(args)
+            .env_remove("BERTH_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("BERTH_PASSWORD", p);
+        }
+        cmd.output().unwrap()
+    };
+    let out = ls(&["-u", ALICE.0], Some(ALICE.1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("team/listed") && text.contains("     1"),
+        "{text}"
+    );
+    let out = ls(&["-u", ALICE.0, "team/listed"], Some(ALICE.1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("v1") && text.contains("sha256:"), "{text}");
+    // Anonymous: nothing of team/* is shown.
+    let out = ls(&[], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !text.contains("team/listed"),
+        "{text}"
+    );
+    // A wrong password is an error that says so.
+    let out = ls(&["-u", ALICE.0], Some("wrong"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{:?}",
+        out
+    );
+}
