@@ -538,18 +538,18 @@ fn values_schema_rejects_what_it_does_not_know() {
 fn needed_rbac() -> BTreeSet<(String, String, String)> {
     // Controller::new/owns/watches: a reflector lists and watches.
     let watched = [
-        ("berth.dev", "registries"),        // registry.rs, repository.rs watches
-        ("berth.dev", "repositories"),      // repository.rs, registry.rs watches
-        ("apps", "deployments"),            // registry.rs owns
-        ("", "services"),                   // registry.rs owns
-        ("", "configmaps"),                 // registry.rs owns
-        ("batch", "cronjobs"),              // registry.rs, repository.rs owns
-        ("", "persistentvolumeclaims"),     // registry.rs owns
-        ("networking.k8s.io", "ingresses"), // registry.rs owns
-        ("policy", "poddisruptionbudgets"), // registry.rs owns
-        ("", "secrets"),                    // repository.rs owns; pull Secrets listed by label
+        ("berth.dev", "registries"), // controller/registry, controller/repository watch
+        ("berth.dev", "repositories"), // controller/repository, controller/registry watch
+        ("apps", "deployments"),     // controller/registry owns
+        ("", "services"),            // controller/registry owns
+        ("", "configmaps"),          // controller/registry owns
+        ("batch", "cronjobs"),       // controller/registry, controller/repository own
+        ("", "persistentvolumeclaims"), // controller/registry owns
+        ("networking.k8s.io", "ingresses"), // controller/registry owns
+        ("policy", "poddisruptionbudgets"), // controller/registry owns
+        ("", "secrets"),             // controller/repository owns; pull Secrets listed by label
     ];
-    // controller::apply: get_opt, then a server-side apply patch (which needs
+    // controller::api::apply: get_opt, then a server-side apply patch (which needs
     // create when it creates the object).
     let applied = [
         ("", "configmaps"),
@@ -560,9 +560,9 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         ("policy", "poddisruptionbudgets"),
         ("batch", "cronjobs"),
         ("monitoring.coreos.com", "servicemonitors"),
-        ("", "secrets"), // pull Secrets (repository.rs)
+        ("", "secrets"), // pull Secrets (controller/repository)
     ];
-    // controller::delete_owned (get_opt + delete) and direct deletes.
+    // controller::api::delete_owned (get_opt + delete) and direct deletes.
     let deleted = [
         ("networking.k8s.io", "ingresses"),
         ("policy", "poddisruptionbudgets"),
@@ -587,7 +587,7 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         add(g, r, "get");
         add(g, r, "delete");
     }
-    // Api::<Registry>::get_opt (repository.rs: the Repository's Registry).
+    // Api::<Registry>::get_opt (controller/repository: the Repository's Registry).
     add("berth.dev", "registries", "get");
     // kube::runtime::finalizer adds/removes the finalizer with a JSON patch.
     add("berth.dev", "repositories", "patch");
@@ -601,7 +601,7 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
     // Signing-key and robot Secrets: get_opt, create (PostParams), get.
     add("", "secrets", "get");
     add("", "secrets", "create");
-    // add_pull_secret / remove_from_service_accounts: get_opt, list, replace.
+    // controller/repository/pull_secrets.rs: get_opt, list, replace.
     add("", "serviceaccounts", "get");
     add("", "serviceaccounts", "list");
     add("", "serviceaccounts", "update");

@@ -1,5 +1,7 @@
 //! Render is pure: these tests build specs, render them and check the
-//! objects (no cluster).
+//! objects (no cluster). The decisions about existing objects and status
+//! are in decisions.rs. (Longer than 400 lines: one test per kind of
+//! object, each reading top to bottom.)
 
 use std::collections::BTreeMap;
 
@@ -10,30 +12,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
-fn registry(yaml: &str) -> Registry {
-    let spec: RegistrySpec = serde_yaml::from_str(yaml).expect("spec parses");
-    let mut reg = Registry::new("hub", spec);
-    reg.metadata = ObjectMeta {
-        name: Some("hub".into()),
-        namespace: Some("team-a".into()),
-        uid: Some("0000-reg-uid".into()),
-        generation: Some(1),
-        ..Default::default()
-    };
-    reg
-}
-
-fn repository(name: &str, yaml: &str) -> Repository {
-    let spec: RepositorySpec = serde_yaml::from_str(yaml).expect("spec parses");
-    let mut repo = Repository::new(name, spec);
-    repo.metadata = ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some("team-a".into()),
-        uid: Some(format!("uid-{name}")),
-        ..Default::default()
-    };
-    repo
-}
+mod support;
+use support::{registry, repository};
 
 fn render(reg: &Registry) -> RegistryObjects {
     render_registry(reg, "rules: []\n").expect("renders")

@@ -14,14 +14,7 @@ use prometheus::{
 const CONTROLLERS: [&str; 2] = ["registry", "repository"];
 /// Every `Error::metric_label`, exported at zero from the start so that
 /// error-rate queries have series before the first error.
-const ERRORS: [&str; 6] = [
-    "kube",
-    "render",
-    "finalizer",
-    "no_namespace",
-    "crypto",
-    "json",
-];
+const ERRORS: [&str; 6] = super::Error::METRIC_LABELS;
 
 pub struct Metrics {
     registry: Registry,

@@ -1,4 +1,5 @@
-//! Status conditions: Ready, Progressing, Degraded.
+//! Status conditions: Ready, Progressing, Degraded, how a new set merges
+//! into the old one, and [`Problem`]: a spec that cannot work.
 
 use crate::crd::Condition;
 
@@ -40,14 +41,46 @@ pub fn merge_conditions(
         .collect()
 }
 
+/// Degraded false (`AsExpected`), or true with `reason` and the notes of
+/// what could not be done as the spec says.
+pub fn degraded_unless_empty(notes: &[String], reason: &str) -> Condition {
+    if notes.is_empty() {
+        condition(
+            "Degraded",
+            false,
+            "AsExpected",
+            "every object is as the spec says",
+        )
+    } else {
+        condition("Degraded", true, reason, notes.join("; "))
+    }
+}
+
 /// A spec that cannot work: the reason and message shown in status and in a
 /// Warning event until it is fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub reason: &'static str,
     pub message: String,
 }
 
 impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The API server refused an object rendered from the spec (a 400 or
+    /// 422): retrying cannot help, the spec must change.
+    pub fn apply_rejected(api_message: &str) -> Self {
+        Problem::new(
+            "ApplyRejected",
+            format!("the API server rejected an object rendered from this spec: {api_message}"),
+        )
+    }
+
     /// Whether `conditions` already report this problem (so no new event).
     pub fn already_reported(&self, conditions: &[Condition]) -> bool {
         conditions
@@ -95,6 +128,27 @@ mod tests {
             None,
         );
         assert_ne!(merged[0].last_transition_time, "2020-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn degraded_only_with_notes() {
+        let c = degraded_unless_empty(&[], "PartiallyApplied");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "AsExpected")
+        );
+        let notes = ["a".to_string(), "b".to_string()];
+        let c = degraded_unless_empty(&notes, "PartiallyApplied");
+        assert_eq!(c.status, "True");
+        assert_eq!(c.reason, "PartiallyApplied");
+        assert_eq!(c.message, "a; b");
+        let p = Problem::apply_rejected("spec.x: Invalid value");
+        assert_eq!(p.reason, "ApplyRejected");
+        assert!(
+            p.message.ends_with(": spec.x: Invalid value"),
+            "{}",
+            p.message
+        );
     }
 
     #[test]

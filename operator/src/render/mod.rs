@@ -1,16 +1,29 @@
-//! Pure functions: a spec in, the desired Kubernetes objects out.
+//! Pure functions: a spec in, the desired Kubernetes objects out, and every
+//! decision a controller makes about them: what a spec needs to work
+//! (`Problem`s), how an existing claim is kept, which conditions the status
+//! shows, what an Event says.
 //!
 //! Nothing here talks to a cluster: the controllers fetch what the render
-//! needs (the Registry, its Repositories, robot credentials), call these
-//! functions and apply the result with server-side apply. Every object
-//! carries the common labels and an owner reference to its custom resource.
+//! needs (the Registry, its Repositories, robot credentials, existing
+//! objects), call these functions and apply the result with server-side
+//! apply. Every object carries the common labels and an owner reference to
+//! its custom resource.
+//!
+//! - [`registry`]: a Registry's objects, config file, checks and status;
+//! - [`repository`]: a Repository's objects, the policy file, checks and status;
+//! - [`conditions`], [`changes`]: status conditions and Events of both kinds;
+//! - [`names`], [`quantity`], [`schedule`]: names, sizes and cron schedules.
 
-mod names;
-mod quantity;
-mod registry;
-mod repository;
+pub mod changes;
+pub mod conditions;
+pub mod names;
+pub mod quantity;
+pub mod registry;
+pub mod repository;
 pub mod schedule;
 
+pub use changes::*;
+pub use conditions::*;
 pub use names::*;
 pub use quantity::*;
 pub use registry::*;
@@ -97,7 +110,7 @@ pub fn selector_labels(instance: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn meta(
+pub(crate) fn meta(
     name: String,
     namespace: Option<String>,
     labels: BTreeMap<String, String>,

@@ -1,0 +1,148 @@
+//! A Registry's status: Ready and Progressing from its Deployment's rollout,
+//! Degraded from what could not be applied as the spec says.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{Condition, Registry, RegistryStatus};
+use crate::render::{condition, degraded_unless_empty, merge_conditions, workload_name};
+
+/// What the registry's Deployment reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rollout {
+    pub ready: i32,
+    pub updated: i32,
+    /// The Deployment controller has seen its latest spec.
+    pub observed: bool,
+}
+
+impl Rollout {
+    /// From the Deployment; nothing ready when there is none yet.
+    pub fn of(deployment: Option<&Deployment>) -> Rollout {
+        let Some(d) = deployment else {
+            return Rollout::default();
+        };
+        let s = d.status.clone().unwrap_or_default();
+        Rollout {
+            ready: s.ready_replicas.unwrap_or(0),
+            updated: s.updated_replicas.unwrap_or(0),
+            observed: s.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0),
+        }
+    }
+
+    /// Every wanted pod runs the current spec and is ready.
+    pub fn complete(&self, want: i32) -> bool {
+        self.observed && self.updated >= want && self.ready >= want
+    }
+}
+
+/// Ready, Progressing and Degraded after everything was applied: from the
+/// rollout, the endpoint pods pull from, the config hash the pods should
+/// run, and the notes of what was kept against the spec.
+pub fn registry_conditions(
+    reg: &Registry,
+    rollout: Rollout,
+    endpoint: &str,
+    config_hash: &str,
+    notes: &[String],
+) -> Vec<Condition> {
+    let ns = reg.namespace().unwrap_or_default();
+    let deployment = workload_name(&reg.name_any());
+    let hash = config_hash.get(..12).unwrap_or(config_hash);
+    let want = reg.spec.replicas;
+    let Rollout { ready, updated, .. } = rollout;
+    let (ready_c, progressing_c) = if want == 0 {
+        (
+            condition(
+                "Ready",
+                true,
+                "ScaledToZero",
+                "spec.replicas is 0: no registry pods run",
+            ),
+            condition(
+                "Progressing",
+                false,
+                "RolloutComplete",
+                "nothing to roll out",
+            ),
+        )
+    } else if rollout.complete(want) {
+        (
+            condition(
+                "Ready",
+                true,
+                "Available",
+                format!("{ready} of {want} registry pods are ready; pull from {endpoint}"),
+            ),
+            condition(
+                "Progressing",
+                false,
+                "RolloutComplete",
+                format!("Deployment {ns}/{deployment} runs config {hash}"),
+            ),
+        )
+    } else {
+        (
+            condition(
+                "Ready",
+                false,
+                "PodsNotReady",
+                format!(
+                    "{ready} of {want} registry pods are ready (Deployment {ns}/{deployment}); see `kubectl -n {ns} describe deployment {deployment}`"
+                ),
+            ),
+            condition(
+                "Progressing",
+                true,
+                "RollingOut",
+                format!("{updated} of {want} pods run the current config {hash}"),
+            ),
+        )
+    };
+    vec![
+        ready_c,
+        progressing_c,
+        degraded_unless_empty(notes, "PartiallyApplied"),
+    ]
+}
+
+/// Whether the Registry needs no look before the periodic resync: rolled
+/// out, with nothing kept against the spec.
+pub fn registry_settled(reg: &Registry, rollout: Rollout, notes: &[String]) -> bool {
+    rollout.complete(reg.spec.replicas) && notes.is_empty()
+}
+
+/// What a reconcile that applied everything observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryObserved {
+    pub ready_replicas: i32,
+    pub endpoint: String,
+    pub config_hash: String,
+}
+
+/// The status to write: `conditions` merged into the old ones, the rest
+/// from `observed`, or kept from the old status when the reconcile stopped
+/// at a problem.
+pub fn registry_status(
+    reg: &Registry,
+    conditions: Vec<Condition>,
+    observed: Option<RegistryObserved>,
+) -> RegistryStatus {
+    let old = reg.status.clone().unwrap_or_default();
+    let generation = reg.meta().generation;
+    let conditions = merge_conditions(&old.conditions, conditions, generation);
+    match observed {
+        Some(o) => RegistryStatus {
+            conditions,
+            observed_generation: generation,
+            ready_replicas: o.ready_replicas,
+            endpoint: Some(o.endpoint),
+            config_hash: Some(o.config_hash),
+        },
+        None => RegistryStatus {
+            conditions,
+            observed_generation: generation,
+            ..old
+        },
+    }
+}
