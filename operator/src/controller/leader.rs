@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Error;
 
@@ -40,6 +40,37 @@ impl LeaderElector {
 
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// Tries every `retry` until this process holds the Lease (API errors
+    /// are logged and tried again).
+    pub async fn acquire(&self, retry: Duration) {
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "leader election"),
+            }
+            tokio::time::sleep(retry).await;
+        }
+    }
+
+    /// Renews the Lease every third of its duration while it is held;
+    /// returns when it is lost (another replica took it, or it could not be
+    /// renewed for a whole duration), with the time since the last renewal.
+    pub async fn hold(&self) -> Duration {
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(self.duration / 3).await;
+            match self.try_acquire_or_renew().await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => return renewed.elapsed(),
+                Err(e) => warn!(error = %e, "cannot renew the leader Lease"),
+            }
+            if renewed.elapsed() >= self.duration {
+                return renewed.elapsed();
+            }
+        }
     }
 
     /// Takes or renews the Lease; true while this process holds it.
