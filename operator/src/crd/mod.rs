@@ -3,11 +3,15 @@
 //! Doc comments become the CRD's field descriptions; `crds/*.yaml` are
 //! generated from these types by `berth-operator crdgen` (never by hand).
 
+mod network;
 mod registry;
 mod repository;
+mod storage;
 
+pub use network::*;
 pub use registry::*;
 pub use repository::*;
+pub use storage::*;
 
 use kube::CustomResourceExt;
 use schemars::JsonSchema;

@@ -1,3 +1,6 @@
+//! The Registry resource: its spec (storage in storage.rs, Service and
+//! Ingress in network.rs) and status.
+
 // kube's `printcolumn(...)` entries repeat keys by design.
 #![allow(clippy::duplicated_attributes)]
 
@@ -7,7 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::{Condition, DatabaseSpec, IngressSpec, ServiceSpec, StorageSpec};
 
 /// A Berth registry: the operator runs it as a Deployment with its config,
 /// storage, Service, optional Ingress, disruption budget and gc CronJob.
@@ -123,105 +126,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Blob storage: exactly one of `volume` or `s3`; a 10Gi volume when neither
-/// is set.
-#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
-#[x_kube(
-    validation = Rule::new("!(has(self.volume) && has(self.s3))").message("set either storage.volume or storage.s3, not both")
-)]
-pub struct StorageSpec {
-    /// A PersistentVolumeClaim mounted at the data directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<VolumeStorage>,
-    /// An S3-compatible bucket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3: Option<S3Storage>,
-}
-
-/// A PersistentVolumeClaim for blobs and the embedded database.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VolumeStorage {
-    /// Requested size (a Kubernetes quantity). It can grow; the operator never
-    /// shrinks or deletes a claim because the spec got smaller.
-    #[serde(default = "default_volume_size")]
-    pub size: String,
-    /// StorageClass of the claim; the cluster default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class_name: Option<String>,
-    /// Access modes of the claim.
-    #[serde(default = "default_access_modes")]
-    pub access_modes: Vec<String>,
-    /// Keep the claim (and the data) when the Registry is deleted.
-    #[serde(default)]
-    pub retain_on_delete: bool,
-}
-
-impl Default for VolumeStorage {
-    fn default() -> Self {
-        Self {
-            size: default_volume_size(),
-            storage_class_name: None,
-            access_modes: default_access_modes(),
-            retain_on_delete: false,
-        }
-    }
-}
-
-fn default_volume_size() -> String {
-    "10Gi".into()
-}
-
-fn default_access_modes() -> Vec<String> {
-    vec!["ReadWriteOnce".into()]
-}
-
-/// An S3-compatible bucket.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct S3Storage {
-    /// Bucket name.
-    pub bucket: String,
-    /// Endpoint URL for S3-compatible servers; AWS when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// Secret (same namespace) with keys `accessKeyId` and `secretAccessKey`.
-    pub credentials_secret: String,
-}
-
-/// Metadata database.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-pub struct DatabaseSpec {
-    /// PostgreSQL instead of the embedded SQLite database.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub postgres: Option<PostgresSpec>,
-}
-
-/// PostgreSQL connection.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PostgresSpec {
-    /// Secret (same namespace) holding the connection URL.
-    pub url_secret: SecretKeyRef,
-}
-
-/// A key of a Secret in the same namespace.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-pub struct SecretKeyRef {
-    /// Secret name.
-    pub name: String,
-    /// Key in the Secret.
-    #[serde(default = "default_url_key")]
-    pub key: String,
-}
-
-fn default_url_key() -> String {
-    "url".into()
-}
-
 /// Authentication.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -262,74 +166,6 @@ impl Default for TokenSpec {
 
 fn default_token_expiry() -> u32 {
     300
-}
-
-/// Service type.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
-pub enum ServiceType {
-    /// Reachable inside the cluster (and by kubelets through the Service IP).
-    #[default]
-    ClusterIP,
-    /// Also on a port of every node.
-    NodePort,
-}
-
-impl ServiceType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceType::ClusterIP => "ClusterIP",
-            ServiceType::NodePort => "NodePort",
-        }
-    }
-}
-
-/// The registry's Service.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceSpec {
-    /// ClusterIP (default) or NodePort.
-    #[serde(default, rename = "type")]
-    pub type_: ServiceType,
-    /// Service port.
-    #[serde(default = "default_service_port")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub port: i32,
-    /// Node port (type NodePort only); allocated by Kubernetes when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub node_port: Option<i32>,
-}
-
-impl Default for ServiceSpec {
-    fn default() -> Self {
-        Self {
-            type_: ServiceType::ClusterIP,
-            port: default_service_port(),
-            node_port: None,
-        }
-    }
-}
-
-fn default_service_port() -> i32 {
-    5000
-}
-
-/// An Ingress routing a host name to the registry.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct IngressSpec {
-    /// Host name clients use.
-    #[schemars(length(min = 1))]
-    pub host: String,
-    /// IngressClass; the cluster default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub class_name: Option<String>,
-    /// TLS Secret (same namespace) for the host; plain HTTP when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_secret: Option<String>,
-    /// Extra annotations of the Ingress (e.g. body-size limits).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
 }
 
 /// Compute resources (Kubernetes quantities by resource name).
