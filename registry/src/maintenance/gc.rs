@@ -9,6 +9,10 @@
 //! tombstones in one transaction, the bytes deleted, the tombstones cleared.
 //! A push of the same digest meanwhile waits for the tombstone to clear
 //! (see `crate::service::publish`), so no link ever points at deleted bytes.
+//!
+//! One gc at a time per database: a run first takes the gc lock
+//! (`GcMeta::gc_lock`; an advisory lock on PostgreSQL) and, when another
+//! process's gc holds it, does nothing and says it was skipped.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +56,8 @@ impl Default for GcOptions {
 #[derive(Debug, Clone, Default)]
 pub struct GcReport {
     pub dry_run: bool,
+    /// Another gc was running on the same database: this run did nothing.
+    pub skipped: bool,
     pub repositories_checked: u64,
     /// (repository, digest) of each untagged manifest deleted.
     pub manifests: Vec<(String, String)>,
@@ -91,7 +97,8 @@ impl GcReport {
     }
 }
 
-/// Runs one gc and records it (also when it fails).
+/// Runs one gc and records it (also when it fails), unless another gc
+/// holds the lock: then the report says `skipped` and nothing is recorded.
 pub async fn run(
     meta: &dyn MetaStore,
     blobs: &dyn BlobStore,
@@ -102,6 +109,13 @@ pub async fn run(
     let mut report = GcReport {
         dry_run: opts.dry_run,
         ..Default::default()
+    };
+    // Held until the run ends (dropped on every return below).
+    let Some(_leader) = meta.gc_lock().await? else {
+        tracing::info!(dry_run = opts.dry_run, "another gc is running; skipped");
+        report.skipped = true;
+        report.duration = started.elapsed();
+        return Ok(report);
     };
     let result = collect(meta, blobs, opts, started_ms, &mut report).await;
     report.duration = started.elapsed();

@@ -60,8 +60,40 @@ pub struct MaintenanceRun {
     pub detail: Option<String>,
 }
 
+/// Leadership of gc: while a process holds it, no other gc runs on the
+/// same database. Released when dropped.
+pub struct GcLock {
+    _held: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl GcLock {
+    /// A lock with nothing to release (a store only one host uses).
+    pub fn granted() -> Self {
+        Self { _held: None }
+    }
+
+    /// A lock held for as long as `held` lives (dropping it releases the lock).
+    pub fn holding<T: Send + 'static>(held: T) -> Self {
+        Self {
+            _held: Some(Box::new(held)),
+        }
+    }
+}
+
+impl std::fmt::Debug for GcLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcLock")
+    }
+}
+
 #[async_trait]
 pub trait GcMeta: Send + Sync {
+    /// Becomes the one gc of this database, or None if another process's gc
+    /// holds the lock. SQLite: always granted (one host; its writers are
+    /// serialised anyway). PostgreSQL: a session advisory lock on a
+    /// connection of its own, held until the guard is dropped (or the
+    /// process dies: the server releases it with the session).
+    async fn gc_lock(&self) -> Result<Option<GcLock>>;
     /// One transaction on one repository: deletes manifests no tag reaches
     /// (through indexes and referrers; young ones and what they reach are
     /// kept), then links no manifest references, then the repository if it

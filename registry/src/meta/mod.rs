@@ -17,7 +17,7 @@ mod tags;
 mod uploads;
 
 pub use blobs::{BlobMeta, Claim};
-pub use gc::{DoomedBlob, GcMeta, GcPlan, MaintenanceRun, RepoSweep, SweepRules};
+pub use gc::{DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, RepoSweep, SweepRules};
 pub use manifests::{ManifestMeta, ManifestRecord, NewManifest, Reference, Referrer};
 pub use repositories::RepositoryMeta;
 pub use retention::RetentionMeta;
@@ -56,6 +56,43 @@ pub enum MetaError {
     ClaimLost(String),
     #[error("tag `{tag}` is immutable (matches `{pattern}`): it cannot be moved or deleted")]
     TagImmutable { tag: String, pattern: String },
+}
+
+impl MetaError {
+    /// Whether the database could not be reached (refused or reset
+    /// connections, I/O and TLS failures, a pool that timed out or is
+    /// closed, a server shutting down, a statement that ran out of time):
+    /// the request may succeed later, so the HTTP layer answers 503 and
+    /// readiness fails. False for errors of the SQL or of the data.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => sqlx_unavailable(e),
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => sqlx_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL's SQLSTATEs: class 08 (connection exception),
+            // 53300 too many connections, 57P01-57P03 the server is shutting
+            // down or starting, 57014 a statement (or the wait for a lock)
+            // ran past statement_timeout.
+            code.starts_with("08")
+                || matches!(&*code, "53300" | "57P01" | "57P02" | "57P03" | "57014")
+        }),
+        _ => false,
+    }
 }
 
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;

@@ -8,11 +8,17 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{Durability, SqliteMeta, repository_id};
 use crate::meta::{
-    DoomedBlob, GcMeta, GcPlan, MaintenanceRun, MetaError, RepoSweep, Result, SweepRules, now_ms,
+    DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, MetaError, RepoSweep, Result, SweepRules,
+    now_ms,
 };
 
 #[async_trait]
 impl GcMeta for SqliteMeta {
+    async fn gc_lock(&self) -> Result<Option<GcLock>> {
+        // One host, writers serialised by SQLite: concurrent runs are safe
+        // (each sweep and batch is one transaction), only wasteful.
+        Ok(Some(GcLock::granted()))
+    }
     async fn sweep_repository(&self, repo: &str, rules: SweepRules) -> Result<RepoSweep> {
         let mut tx = self.begin(Durability::Full).await?;
         let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
