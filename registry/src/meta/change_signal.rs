@@ -1,27 +1,43 @@
 //! A value every process on one database changes after it commits a change
 //! to tags or manifests, so in-process caches (see `manifest_cache`) know
-//! when to drop what they hold.
+//! when to drop what they hold. Three sources:
 //!
-//! For a database file it is 8 bytes in a file next to it, read with one
-//! `pread` per lookup (page cache, about a microsecond) instead of a query.
-//! It reaches the same processes SQLite's own WAL index reaches: those on
-//! one host (`berth serve` and the `berth gc` / `berth retention` jobs).
-//! Values are a random per-process prefix and a counter, so a write never
-//! puts back a value another process already read.
+//! - A database file: 8 bytes in a file next to it, read with one `pread`
+//!   per lookup (page cache, about a microsecond) instead of a query. It
+//!   reaches the same processes SQLite's own WAL index reaches: those on one
+//!   host (`berth serve` and the `berth gc` / `berth retention` jobs).
+//!   Values are a random per-process prefix and a counter, so a write never
+//!   puts back a value another process already read.
+//! - In process only (in-memory databases).
+//! - Listened: a counter a background task moves on every notification
+//!   from the database (PostgreSQL's LISTEN/NOTIFY, see
+//!   `postgres::notify`), which reaches every process on every host. While
+//!   that task cannot hear the database (it is restarting, the connection
+//!   dropped), the value is `UNREADABLE`, so nothing is cached; once it
+//!   listens again the value is new, so nothing cached before is trusted.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What `current` returns when the file cannot be read: caches must not
-/// trust it (see `manifest_cache`).
+/// What `current` returns when other processes' changes cannot be seen:
+/// caches must not trust it (see `manifest_cache`).
 pub const UNREADABLE: u64 = u64::MAX;
 
 pub struct ChangeSignal {
-    file: Option<File>,
-    /// The last value this process wrote (without a file: the value).
-    last: AtomicU64,
+    source: Source,
+}
+
+enum Source {
+    File {
+        file: File,
+        /// The last value this process wrote.
+        last: AtomicU64,
+    },
+    InProcess(AtomicU64),
+    Listened(Arc<Listened>),
 }
 
 impl ChangeSignal {
@@ -36,8 +52,10 @@ impl ChangeSignal {
             .truncate(false)
             .open(path)?;
         let signal = Self {
-            file: Some(file),
-            last: AtomicU64::new(Self::process_base()),
+            source: Source::File {
+                file,
+                last: AtomicU64::new(process_base()),
+            },
         };
         if announce {
             signal.changed();
@@ -48,51 +66,121 @@ impl ChangeSignal {
     /// A signal within this process only (in-memory databases).
     pub fn in_process() -> Self {
         Self {
-            file: None,
-            last: AtomicU64::new(1),
+            source: Source::InProcess(AtomicU64::new(1)),
         }
     }
 
-    /// A prefix no other process uses (random; without entropy, the pid and
-    /// the clock), in the high 32 bits.
-    fn process_base() -> u64 {
-        let mut bytes = [0u8; 4];
-        let prefix = match getrandom::fill(&mut bytes) {
-            Ok(()) => u32::from_le_bytes(bytes),
-            Err(_) => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                std::process::id() ^ nanos
-            }
-        };
-        u64::from(prefix) << 32
+    /// A signal that `listened` moves (see [`Listened`]).
+    pub fn listened(listened: Arc<Listened>) -> Self {
+        Self {
+            source: Source::Listened(listened),
+        }
     }
 
     /// The current value; any change since an earlier read makes it differ.
-    /// `UNREADABLE` if the file cannot be read.
+    /// `UNREADABLE` if other processes' changes cannot be seen now.
     pub fn current(&self) -> u64 {
-        let Some(file) = &self.file else {
-            return self.last.load(Ordering::Acquire);
-        };
-        let mut bytes = [0u8; 8];
-        match file.read_at(&mut bytes, 0) {
-            Ok(8) => u64::from_le_bytes(bytes),
-            _ => UNREADABLE,
+        match &self.source {
+            Source::File { file, .. } => {
+                let mut bytes = [0u8; 8];
+                match file.read_at(&mut bytes, 0) {
+                    Ok(8) => u64::from_le_bytes(bytes),
+                    _ => UNREADABLE,
+                }
+            }
+            Source::InProcess(value) => value.load(Ordering::Acquire),
+            Source::Listened(listened) => listened.current(),
         }
     }
 
     /// Announces a committed change. Call after the commit, never before:
     /// a reader that saw the old value then reads the new data, or misses.
+    /// (Listened: other processes hear of it from the database; this moves
+    /// this process's value at once.)
     pub fn changed(&self) {
-        let value = self.last.fetch_add(1, Ordering::AcqRel) + 1;
-        if let Some(file) = &self.file
-            && let Err(e) = file.write_at(&value.to_le_bytes(), 0)
-        {
-            // Caches elsewhere could serve a moved tag until their entries
-            // expire (manifest_cache::MAX_AGE); say so loudly.
-            tracing::error!(error = %e, "cannot write the metadata change signal");
+        match &self.source {
+            Source::File { file, last } => {
+                let value = last.fetch_add(1, Ordering::AcqRel) + 1;
+                if let Err(e) = file.write_at(&value.to_le_bytes(), 0) {
+                    // Caches elsewhere could serve a moved tag until their
+                    // entries expire (manifest_cache::MAX_AGE); say so loudly.
+                    tracing::error!(error = %e, "cannot write the metadata change signal");
+                }
+            }
+            Source::InProcess(value) => {
+                value.fetch_add(1, Ordering::AcqRel);
+            }
+            Source::Listened(listened) => listened.heard(),
         }
+    }
+}
+
+/// A prefix no other process uses (random; without entropy, the pid and
+/// the clock), in the high 32 bits.
+fn process_base() -> u64 {
+    let mut bytes = [0u8; 4];
+    let prefix = match getrandom::fill(&mut bytes) {
+        Ok(()) => u32::from_le_bytes(bytes),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            std::process::id() ^ nanos
+        }
+    };
+    u64::from(prefix) << 32
+}
+
+/// The value of a signal that a listener moves: `UNREADABLE` while it is
+/// deaf (not yet connected, or reconnecting), else a value that changes on
+/// every change heard and on every (re)connection. Values never repeat.
+pub struct Listened {
+    value: AtomicU64,
+    next: AtomicU64,
+}
+
+impl Default for Listened {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Listened {
+    /// Deaf until `listening`.
+    pub fn new() -> Self {
+        Self {
+            value: AtomicU64::new(UNREADABLE),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    fn fresh(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::AcqRel)
+    }
+
+    pub fn current(&self) -> u64 {
+        self.value.load(Ordering::Acquire)
+    }
+
+    /// The listener hears changes from now on (it may have missed some
+    /// before: the new value disowns everything cached earlier).
+    pub fn listening(&self) {
+        self.value.store(self.fresh(), Ordering::Release);
+    }
+
+    /// A change was announced. Deaf stays deaf.
+    pub fn heard(&self) {
+        let _ = self
+            .value
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                (v != UNREADABLE).then(|| self.fresh())
+            });
+    }
+
+    /// The listener lost the database: nothing may be trusted until it
+    /// listens again.
+    pub fn deaf(&self) {
+        self.value.store(UNREADABLE, Ordering::Release);
     }
 }
 
@@ -113,6 +201,32 @@ mod tests {
         let seen = b.current();
         b.changed();
         assert_ne!(a.current(), seen);
+    }
+
+    #[test]
+    fn a_listened_signal_is_unreadable_while_deaf() {
+        let listened = Arc::new(Listened::new());
+        let s = ChangeSignal::listened(listened.clone());
+        assert_eq!(s.current(), UNREADABLE);
+        s.changed();
+        assert_eq!(s.current(), UNREADABLE, "a change does not make it trusted");
+        listened.listening();
+        let seen = s.current();
+        assert_ne!(seen, UNREADABLE);
+        listened.heard();
+        assert_ne!(s.current(), seen);
+        let seen = s.current();
+        s.changed();
+        assert_ne!(s.current(), seen);
+        let seen = s.current();
+        listened.deaf();
+        assert_eq!(s.current(), UNREADABLE);
+        listened.listening();
+        assert_ne!(
+            s.current(),
+            seen,
+            "a reconnection never brings back an old value"
+        );
     }
 
     #[test]

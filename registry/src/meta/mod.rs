@@ -3,12 +3,15 @@
 //! file each here) that [`MetaStore`] gathers. SQLite is embedded
 //! ([`sqlite`]); another database implements the same traits without the
 //! services above noticing. Every multi-row change is one transaction.
+//! PostgreSQL ([`postgres`]) implements them for several processes (and
+//! hosts) sharing one database.
 
 mod blobs;
 mod change_signal;
 mod gc;
 mod manifest_cache;
 mod manifests;
+pub mod postgres;
 mod repositories;
 mod retention;
 pub mod sqlite;
@@ -19,6 +22,7 @@ mod uploads;
 pub use blobs::{BlobMeta, Claim};
 pub use gc::{DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, RepoSweep, SweepRules};
 pub use manifests::{ManifestMeta, ManifestRecord, NewManifest, Reference, Referrer};
+pub use postgres::PostgresMeta;
 pub use repositories::RepositoryMeta;
 pub use retention::RetentionMeta;
 pub use sqlite::SqliteMeta;
@@ -32,6 +36,14 @@ use crate::oci::manifest::SizeMismatch;
 pub enum MetaError {
     #[error("metadata database")]
     Database(#[from] sqlx::Error),
+    /// The database could not be reached when the store was opened. `target`
+    /// is where it was looked for, without credentials.
+    #[error("cannot connect to the metadata database at {target}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("metadata change signal")]
     ChangeSignal(#[from] std::io::Error),
     #[error("metadata migration")]
@@ -66,7 +78,7 @@ impl MetaError {
     /// readiness fails. False for errors of the SQL or of the data.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Database(e) => sqlx_unavailable(e),
+            Self::Database(e) | Self::Connect { source: e, .. } => sqlx_unavailable(e),
             Self::Migrate(
                 sqlx::migrate::MigrateError::Execute(e)
                 | sqlx::migrate::MigrateError::ExecuteMigration(e, _),

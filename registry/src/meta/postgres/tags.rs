@@ -1,0 +1,71 @@
+//! Tags.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{Mode, PostgresMeta, notify_change, repository_id};
+use crate::meta::{Result, TagInfo, TagMeta};
+
+#[async_trait]
+impl TagMeta for PostgresMeta {
+    async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool> {
+        let deleted = transaction!(self, Mode::WRITE, |tx| {
+            let done = sqlx::query(
+                "DELETE FROM tags WHERE name = $2
+                 AND repository_id = (SELECT id FROM repositories WHERE name = $1)",
+            )
+            .bind(repo)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await?;
+            let deleted = done.rows_affected() > 0;
+            if deleted {
+                notify_change(tx).await?;
+            }
+            Ok(deleted)
+        })?;
+        self.manifests.changed();
+        Ok(deleted)
+    }
+    async fn list_tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(repo_id) = repository_id(&self.pool, repo).await? else {
+            return Ok(None);
+        };
+        // Names are COLLATE "C": compared and sorted bytewise.
+        let tags = sqlx::query_scalar(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo_id)
+        .bind(last.unwrap_or(""))
+        .bind(limit.map(i64::from))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(tags))
+    }
+    async fn tag_history(&self, repo: &str) -> Result<Option<Vec<TagInfo>>> {
+        let Some(repo_id) = repository_id(&self.pool, repo).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT name, manifest_digest, updated_at FROM tags WHERE repository_id = $1
+             ORDER BY updated_at DESC, name",
+        )
+        .bind(repo_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| TagInfo {
+                    name: r.get(0),
+                    digest: r.get(1),
+                    updated_at: r.get(2),
+                })
+                .collect(),
+        ))
+    }
+}
