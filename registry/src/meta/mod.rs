@@ -4,7 +4,7 @@
 //! ([`sqlite`]); another database implements the same traits without the
 //! services above noticing. Every multi-row change is one transaction.
 //! PostgreSQL ([`postgres`]) implements them for several processes (and
-//! hosts) sharing one database.
+//! hosts) sharing one database. Both pass one test suite (`suite`).
 
 mod blobs;
 mod change_signal;
@@ -16,6 +16,8 @@ mod repositories;
 mod retention;
 pub mod sqlite;
 mod stats;
+#[cfg(test)]
+mod suite;
 mod tags;
 mod uploads;
 
