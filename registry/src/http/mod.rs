@@ -8,6 +8,7 @@ mod access;
 mod blobs;
 mod catalog;
 mod challenge;
+mod drained;
 pub mod errors;
 mod manifests;
 pub mod observe;

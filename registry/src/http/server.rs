@@ -7,6 +7,9 @@
 //! - a client that reads nothing of a response for `send_timeout` is
 //!   disconnected (in [`ApiStream`]); a request body that sends nothing for
 //!   `body_timeout` ends its request;
+//! - a response sent before its request's body was read says
+//!   `Connection: close` and the rest of the body is drained (HTTP/1, in
+//!   [`Drained`]), so the client reads the answer rather than a reset;
 //! - at most `max_connections` connections at once, and at most
 //!   `max_connections_per_client` from one address: the next one is told so
 //!   (503 or 429, the spec's JSON) and closed.
@@ -35,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use crate::http::drained::Drained;
 use crate::http::stream::{ApiStream, ClientAddr, ConnectionId};
 
 /// The id of the next accepted connection.
@@ -189,17 +193,33 @@ impl Connection {
         let client = ConnectInfo(ClientAddr(addr));
         let id = ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed));
         let body_timeout = self.body_timeout;
-        let service = self
-            .app
-            .clone()
-            .map_request(move |req: http::Request<Incoming>| {
-                // A body that sends nothing for `body_timeout` fails the request;
-                // an upload keeps what it had acknowledged.
-                let mut req = req.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
+        let app = self.app.clone();
+        let service = tower::service_fn(move |req: http::Request<Incoming>| {
+            let app = app.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                // A body that sends nothing for `body_timeout` fails the
+                // request; an upload keeps what it had acknowledged. On
+                // HTTP/1 an unread body is drained and the connection closed
+                // (HTTP/2 resets just the stream).
+                let (body, drained) = if parts.version < http::Version::HTTP_2 {
+                    let ended = http_body::Body::is_end_stream(&body);
+                    let timed = Box::pin(TimeoutBody::new(body_timeout, body));
+                    let (body, drained) = Drained::wrap(timed, ended);
+                    (Body::new(body), Some(drained))
+                } else {
+                    (Body::new(TimeoutBody::new(body_timeout, body)), None)
+                };
+                let mut req = http::Request::from_parts(parts, body);
                 req.extensions_mut().insert(client);
                 req.extensions_mut().insert(id);
-                req
-            });
+                let mut response = app.oneshot(req).await?;
+                if let Some(drained) = drained {
+                    drained.close_unless_drained(&mut response);
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
         let io = TokioIo::new(ApiStream::new(stream, self.send_timeout));
         let conn = self
             .builder

@@ -207,3 +207,38 @@ fn served_connection(addr: &str) -> TcpStream {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An answer sent before the request's body was read (here: an upload
+/// that does not exist) says `Connection: close`, so the client does not
+/// send its next request down a connection with unread bytes on it; an
+/// answer to a body read to its end keeps the connection.
+#[tokio::test]
+async fn an_answer_before_the_body_is_read_closes_the_connection() {
+    let server = Server::start();
+    let c = Client::new(&server);
+    let body = vec![7u8; 4 << 20];
+    let r = c
+        .req(Method::PATCH, "/v2/early/app/blobs/uploads/no-such-upload")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["connection"], "close", "{:?}", r.headers());
+    assert_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
+
+    let r = c
+        .req(Method::POST, "/v2/early/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("connection").is_none(), "{:?}", r.headers());
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let r = c
+        .req(Method::PATCH, &location)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert!(r.headers().get("connection").is_none(), "{:?}", r.headers());
+}
