@@ -24,4 +24,4 @@ mod error;
 pub use error::FileError;
 pub use policy::{Action, PolicyFile, Robot, Rule};
 pub use repository::{RepositorySettings, RetentionRules, parse_duration};
-pub use server::{LogFormat, ServerConfig, StorageBackend};
+pub use server::{LogFormat, S3Config, ServerConfig, StorageBackend};

@@ -27,6 +27,8 @@ pub const DEFAULT_SEND_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
+pub const DEFAULT_DATABASE_POOL_SIZE: u32 = 16;
+pub const DEFAULT_DATABASE_TIMEOUT_SECONDS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -40,10 +42,82 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
-    /// Blobs on the local filesystem, metadata in SQLite, under the data directory.
+    /// Blobs on the local filesystem, under the data directory.
     Filesystem,
+    /// Blobs in an S3-compatible bucket (the `s3` settings).
+    S3,
     /// Blobs and metadata in memory, lost on exit (tests, demos).
     Memory,
+}
+
+/// An S3-compatible bucket for blobs (`storage: s3`). Credentials come from
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, or from the files named
+/// here (a mounted Secret); they are never logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Bucket of the blobs.
+    #[arg(long = "s3-bucket", env = "BERTH_S3_BUCKET")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Endpoint URL of the S3 API [default: AWS's for the region].
+    #[arg(long = "s3-endpoint", env = "BERTH_S3_ENDPOINT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region [default: us-east-1].
+    #[arg(long = "s3-region", env = "BERTH_S3_REGION")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Key prefix inside the bucket (several registries in one bucket).
+    #[arg(long = "s3-prefix", env = "BERTH_S3_PREFIX")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Path-style URLs (endpoint/bucket/key), as most S3-compatible
+    /// servers want [default: true with an endpoint, false on AWS].
+    #[arg(long = "s3-path-style", env = "BERTH_S3_PATH_STYLE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// File holding the access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(long = "s3-access-key-id-file", env = "BERTH_S3_ACCESS_KEY_ID_FILE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_file: Option<PathBuf>,
+    /// File holding the secret access key [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(
+        long = "s3-secret-access-key-file",
+        env = "BERTH_S3_SECRET_ACCESS_KEY_FILE"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Answer blob GETs with a 307 to a presigned URL of the bucket,
+    /// instead of streaming the bytes through berth [default: false].
+    #[arg(long = "s3-redirect", env = "BERTH_S3_REDIRECT", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<bool>,
+    /// Endpoint URL that clients reach the bucket at, for presigned URLs
+    /// [default: the endpoint].
+    #[arg(long = "s3-public-endpoint", env = "BERTH_S3_PUBLIC_ENDPOINT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_endpoint: Option<String>,
+}
+
+impl S3Config {
+    pub fn is_empty(&self) -> bool {
+        *self == S3Config::default()
+    }
+
+    fn over(self, file: S3Config) -> S3Config {
+        S3Config {
+            bucket: self.bucket.or(file.bucket),
+            endpoint: self.endpoint.or(file.endpoint),
+            region: self.region.or(file.region),
+            prefix: self.prefix.or(file.prefix),
+            path_style: self.path_style.or(file.path_style),
+            access_key_id_file: self.access_key_id_file.or(file.access_key_id_file),
+            secret_access_key_file: self.secret_access_key_file.or(file.secret_access_key_file),
+            redirect: self.redirect.or(file.redirect),
+            public_endpoint: self.public_endpoint.or(file.public_endpoint),
+        }
+    }
 }
 
 /// The config file as written, and the flags over it. Unknown fields in the
@@ -71,6 +145,27 @@ pub struct ServerConfig {
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// PostgreSQL URL of the metadata database (postgres://user:password@host/db);
+    /// without one, metadata is in SQLite under the data directory.
+    #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// File holding the PostgreSQL URL (a mounted Secret), instead of database_url.
+    #[arg(long, env = "BERTH_DATABASE_URL_FILE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url_file: Option<PathBuf>,
+    /// Connections to PostgreSQL this process keeps at most [default: 16].
+    #[arg(long, env = "BERTH_DATABASE_POOL_SIZE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_pool_size: Option<u32>,
+    /// Seconds a PostgreSQL statement may run, and a connection be waited
+    /// for, before it fails [default: 30].
+    #[arg(long, env = "BERTH_DATABASE_TIMEOUT_SECONDS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_timeout_seconds: Option<u64>,
+    #[command(flatten)]
+    #[serde(default, skip_serializing_if = "S3Config::is_empty")]
+    pub s3: S3Config,
     /// Idle upload sessions are removed after this many seconds [default: 86400].
     #[arg(long, env = "BERTH_UPLOAD_EXPIRY_SECONDS")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,7 +254,11 @@ pub struct ServerConfig {
 /// `a.or(b)` for every field.
 macro_rules! over {
     ($over:expr, $under:expr, $($field:ident),* $(,)?) => {
-        ServerConfig { $($field: $over.$field.or($under.$field),)* repositories: Vec::new() }
+        ServerConfig {
+            $($field: $over.$field.or($under.$field),)*
+            s3: S3Config::default(),
+            repositories: Vec::new(),
+        }
     };
 }
 
@@ -188,6 +287,10 @@ impl ServerConfig {
             data_dir,
             storage,
             log_format,
+            database_url,
+            database_url_file,
+            database_pool_size,
+            database_timeout_seconds,
             upload_expiry_seconds,
             policy_file,
             htpasswd_file,
@@ -206,6 +309,7 @@ impl ServerConfig {
             max_connections_per_client,
             shutdown_timeout_seconds,
         );
+        merged.s3 = self.s3.over(file.s3);
         merged.repositories = file.repositories;
         merged.repositories.extend(self.repositories);
         merged
@@ -218,6 +322,7 @@ impl ServerConfig {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let auth = self.policy_file.is_some();
+        let postgres = self.database_url.is_some() || self.database_url_file.is_some();
         ServerConfig {
             listen: self.listen.or_else(|| DEFAULT_LISTEN.parse().ok()),
             metrics_listen: self
@@ -228,6 +333,15 @@ impl ServerConfig {
                 .or_else(|| auth.then(|| data_dir.join("token-key.pem"))),
             data_dir: Some(data_dir),
             storage: self.storage.or(Some(StorageBackend::Filesystem)),
+            database_pool_size: self
+                .database_pool_size
+                .or(postgres.then_some(DEFAULT_DATABASE_POOL_SIZE)),
+            database_timeout_seconds: self
+                .database_timeout_seconds
+                .or(postgres.then_some(DEFAULT_DATABASE_TIMEOUT_SECONDS)),
+            database_url: self.database_url,
+            database_url_file: self.database_url_file,
+            s3: self.s3,
             log_format: self.log_format.or(Some(LogFormat::Text)),
             upload_expiry_seconds: self
                 .upload_expiry_seconds
@@ -280,6 +394,44 @@ impl ServerConfig {
         for (field, value) in positive {
             if value == Some(0) {
                 return Err(FileError::invalid(path, field, "must be more than 0"));
+            }
+        }
+        if self.database_url.is_some() && self.database_url_file.is_some() {
+            return Err(FileError::invalid(
+                path,
+                "database_url_file",
+                "give database_url or database_url_file, not both",
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            // Never echo the URL: it may hold a password.
+            return Err(FileError::invalid(
+                path,
+                "database_url",
+                "is not a postgres:// URL",
+            ));
+        }
+        if self.storage == Some(StorageBackend::S3) && self.s3.bucket.is_none() {
+            return Err(FileError::invalid(
+                path,
+                "s3.bucket",
+                "storage: s3 needs a bucket",
+            ));
+        }
+        for (field, url) in [
+            ("s3.endpoint", &self.s3.endpoint),
+            ("s3.public_endpoint", &self.s3.public_endpoint),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(FileError::invalid(
+                    path,
+                    field,
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
             }
         }
         if let Some(url) = &self.public_url

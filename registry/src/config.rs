@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use berth_config::{LogFormat, RepositorySettings, ServerConfig, StorageBackend};
+pub use berth_config::{LogFormat, RepositorySettings, S3Config, ServerConfig, StorageBackend};
 
 use crate::http::server::Limits;
 
@@ -31,13 +31,56 @@ pub struct GcConfig {
     pub keep_untagged: bool,
 }
 
+/// Where the metadata lives.
+#[derive(Clone)]
+pub enum Metadata {
+    /// SQLite, this file (the embedded default).
+    Sqlite(PathBuf),
+    /// PostgreSQL: the URL (never logged), or the file that holds it.
+    Postgres {
+        url: Secret,
+        pool_size: u32,
+        timeout: Duration,
+    },
+    /// An in-memory SQLite database, lost on exit.
+    Memory,
+}
+
+/// A URL with a password, or the file holding it; Debug hides it.
+#[derive(Clone)]
+pub enum Secret {
+    Value(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Metadata::Sqlite(path) => write!(f, "SQLite at {}", path.display()),
+            Metadata::Postgres { pool_size, .. } => write!(f, "PostgreSQL (pool of {pool_size})"),
+            Metadata::Memory => f.write_str("in memory"),
+        }
+    }
+}
+
+/// Where the blob bytes live.
+#[derive(Debug, Clone)]
+pub enum Blobs {
+    /// A directory on the local disk.
+    Local(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Config),
+    Memory,
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub storage: StorageBackend,
+    pub metadata: Metadata,
+    pub blobs: Blobs,
     pub log_format: LogFormat,
     /// Upload sessions untouched for this long are removed with their data.
     pub upload_expiry: Duration,
@@ -67,13 +110,33 @@ impl Config {
             token_expiry: seconds(c.token_expiry_seconds),
             public_url: c.public_url,
         });
+        let storage = c.storage.unwrap_or(StorageBackend::Filesystem);
+        let postgres = c
+            .database_url
+            .map(Secret::Value)
+            .or(c.database_url_file.map(Secret::File));
+        let metadata = match (storage, postgres) {
+            (StorageBackend::Memory, _) => Metadata::Memory,
+            (_, Some(url)) => Metadata::Postgres {
+                url,
+                pool_size: c.database_pool_size.unwrap_or(16),
+                timeout: seconds(c.database_timeout_seconds),
+            },
+            (_, None) => Metadata::Sqlite(data_dir.join("metadata.db")),
+        };
+        let blobs = match storage {
+            StorageBackend::Filesystem => Blobs::Local(data_dir.join("storage")),
+            StorageBackend::S3 => Blobs::S3(c.s3),
+            StorageBackend::Memory => Blobs::Memory,
+        };
         Config {
             listen: c.listen.unwrap_or_else(|| ([127, 0, 0, 1], 5000).into()),
             metrics_listen: c
                 .metrics_listen
                 .unwrap_or_else(|| ([127, 0, 0, 1], 5001).into()),
             data_dir,
-            storage: c.storage.unwrap_or(StorageBackend::Filesystem),
+            metadata,
+            blobs,
             log_format: c.log_format.unwrap_or(LogFormat::Text),
             upload_expiry: seconds(c.upload_expiry_seconds),
             auth,

@@ -130,6 +130,21 @@ pub static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Requests refused with 503 because a store (the metadata database, the
+/// blob bucket) did not answer, by store (`metadata`, `blobs`).
+pub static STORE_UNAVAILABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "berth_store_unavailable_total",
+                "Requests refused because a store (database, bucket) did not answer.",
+            ),
+            &["store"],
+        )
+        .expect("static metric definition"),
+    )
+});
+
 /// Writes refused because a store's disk was full, by store (`metadata`,
 /// `blobs`).
 pub static STORAGE_FULL: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -157,6 +172,7 @@ pub fn init() {
     }
     for store in ["metadata", "blobs"] {
         STORAGE_FULL.with_label_values(&[store]);
+        STORE_UNAVAILABLE.with_label_values(&[store]);
     }
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_DURATION);

@@ -11,17 +11,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::{AccessControl, Htpasswd, Policy, TokenService};
-use crate::config::{Config, LogFormat, StorageBackend};
+use crate::config::{Blobs, Config, LogFormat, Metadata, Secret};
 use crate::http::{self, AppState};
 use crate::maintenance::{self, gc::GcOptions};
-use crate::meta::{MetaStore, SqliteMeta};
+use crate::meta::{MetaStore, PostgresMeta, SqliteMeta};
 use crate::service::Registry;
 use crate::settings::SettingsSource;
 use crate::storage::{BlobStore, LocalStore, ObjectBlobs};
 use crate::watch::Watched;
 
-/// The metadata database file under the data directory.
-pub const METADATA_DB: &str = "metadata.db";
 /// The blob store's directory under the data directory.
 pub const STORAGE_DIR: &str = "storage";
 
@@ -29,45 +27,77 @@ pub const STORAGE_DIR: &str = "storage";
 pub async fn open_stores(
     config: &Config,
 ) -> anyhow::Result<(Arc<dyn MetaStore>, Arc<dyn BlobStore>)> {
-    Ok(match config.storage {
-        StorageBackend::Filesystem => {
-            std::fs::create_dir_all(&config.data_dir)?;
-            let meta = SqliteMeta::open(&config.data_dir.join(METADATA_DB)).await?;
-            let blobs = LocalStore::open(&config.data_dir.join(STORAGE_DIR))?;
-            (Arc::new(meta), Arc::new(blobs))
-        }
-        StorageBackend::Memory => (
-            Arc::new(SqliteMeta::memory().await?),
-            Arc::new(ObjectBlobs::memory()),
-        ),
-    })
+    Ok((
+        open_metadata(config, true).await?,
+        open_blobs(config, true).await?,
+    ))
 }
 
 /// The stores of a registry that has run before, for maintenance commands:
-/// they never create one. Err names the directory when there is none.
+/// they never create a database or a blob directory. Err names the
+/// directory when there is none.
 pub async fn open_existing_stores(
     config: &Config,
 ) -> anyhow::Result<(Arc<dyn MetaStore>, Arc<dyn BlobStore>)> {
-    let dir = &config.data_dir;
-    if config.storage == StorageBackend::Memory {
+    if matches!(config.metadata, Metadata::Memory) {
         anyhow::bail!(
             "maintenance needs a persistent store (storage: memory is private to its server)"
         );
     }
-    let meta = SqliteMeta::open_existing(&dir.join(METADATA_DB)).await?;
-    let blobs = LocalStore::open_existing(&dir.join(STORAGE_DIR))?;
-    match (meta, blobs) {
-        (Some(meta), Some(blobs)) => Ok((Arc::new(meta), Arc::new(blobs))),
-        (Some(meta), None) => {
-            // Metadata without a blob directory: a registry that never stored a blob.
-            let blobs = LocalStore::open(&dir.join(STORAGE_DIR))?;
-            Ok((Arc::new(meta), Arc::new(blobs)))
+    Ok((
+        open_metadata(config, false).await?,
+        open_blobs(config, false).await?,
+    ))
+}
+
+async fn open_metadata(config: &Config, create: bool) -> anyhow::Result<Arc<dyn MetaStore>> {
+    Ok(match &config.metadata {
+        Metadata::Sqlite(path) if create => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Arc::new(SqliteMeta::open(path).await?)
         }
-        (None, _) => anyhow::bail!(
-            "no registry data in {} (no {METADATA_DB}); is --data-dir (or the config's data_dir) right?",
-            dir.display()
-        ),
-    }
+        Metadata::Sqlite(path) => match SqliteMeta::open_existing(path).await? {
+            Some(meta) => Arc::new(meta),
+            None => anyhow::bail!(
+                "no registry data in {} (no {}); is --data-dir (or the config's data_dir) right?",
+                config.data_dir.display(),
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        },
+        Metadata::Postgres {
+            url,
+            pool_size,
+            timeout,
+        } => {
+            let url = match url {
+                Secret::Value(url) => url.clone(),
+                Secret::File(path) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot read database_url_file {}: {e}", path.display())
+                    })?
+                    .trim()
+                    .to_string(),
+            };
+            Arc::new(PostgresMeta::connect(&url, *pool_size, *timeout).await?)
+        }
+        Metadata::Memory => Arc::new(SqliteMeta::memory().await?),
+    })
+}
+
+async fn open_blobs(config: &Config, create: bool) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match &config.blobs {
+        Blobs::Local(dir) if create => Arc::new(LocalStore::open(dir)?),
+        // Metadata without a blob directory: a registry that never stored a
+        // blob; the maintenance commands find nothing in an empty one.
+        Blobs::Local(dir) => match LocalStore::open_existing(dir)? {
+            Some(store) => Arc::new(store),
+            None => Arc::new(ObjectBlobs::memory()),
+        },
+        Blobs::S3(s3) => Arc::new(crate::storage::s3::open(s3).await?),
+        Blobs::Memory => Arc::new(ObjectBlobs::memory()),
+    })
 }
 
 /// The per-repository settings of the configuration.
@@ -150,8 +180,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     tracing::info!(
         listen = %api_addr,
-        data_dir = %config.data_dir.display(),
-        storage = ?config.storage,
+        metadata = ?config.metadata,
+        blobs = %blobs_label(&config.blobs),
         "berth is serving the OCI distribution API"
     );
     if config.log_format == LogFormat::Text {
@@ -178,10 +208,11 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// What a person starting `berth serve` by hand wants to know first: where
 /// it listens, where the data goes, and how to push to it.
 fn banner(config: &Config, api: SocketAddr, metrics: SocketAddr) -> String {
-    let storage = match config.storage {
-        StorageBackend::Filesystem => format!("data in {}", display(&config.data_dir)),
-        StorageBackend::Memory => "data in memory (lost on exit)".to_string(),
-    };
+    let storage = format!(
+        "metadata: {:?}; blobs: {}",
+        config.metadata,
+        blobs_label(&config.blobs)
+    );
     let access = match &config.auth {
         Some(auth) => format!("access control from {}", display(&auth.policy_file)),
         None => "access control off (anyone may push)".to_string(),
@@ -200,6 +231,18 @@ fn banner(config: &Config, api: SocketAddr, metrics: SocketAddr) -> String {
 
 fn display(path: &Path) -> String {
     path.display().to_string()
+}
+
+fn blobs_label(blobs: &Blobs) -> String {
+    match blobs {
+        Blobs::Local(dir) => format!("on disk in {}", dir.display()),
+        Blobs::S3(s3) => format!(
+            "bucket {} at {}",
+            s3.bucket.as_deref().unwrap_or("?"),
+            s3.endpoint.as_deref().unwrap_or("AWS")
+        ),
+        Blobs::Memory => "in memory (lost on exit)".to_string(),
+    }
 }
 
 /// Removes idle upload sessions (and their data), and upload data a crash

@@ -18,7 +18,7 @@ pub struct Args {
     keep_untagged: Option<bool>,
     /// Keep anything younger than this many seconds [default: the config's
     /// gc_grace_seconds, 3600].
-    #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
+    #[arg(long)]
     grace_seconds: Option<u64>,
 }
 
@@ -34,6 +34,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dry_run: args.dry_run,
         };
         let report = gc::run(meta.as_ref(), blobs.as_ref(), &opts).await?;
+        if report.skipped {
+            return super::print(
+                "gc skipped: another gc (a replica's schedule or another `berth gc`) \
+                 is running on this database",
+            );
+        }
         let verb = if report.dry_run {
             "would delete"
         } else {

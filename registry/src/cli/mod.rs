@@ -82,30 +82,22 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Where a maintenance command finds the registry's data and settings.
+/// Where a maintenance command finds the registry's data and settings: the
+/// same file, flags and variables as `serve` (only the stores and the
+/// per-repository settings matter here).
 #[derive(clap::Args)]
 struct StoreArgs {
-    /// The registry's YAML config file (data_dir, storage, policy_file, gc_*, repositories).
+    /// The registry's YAML config file (data_dir, storage, database_url, s3,
+    /// policy_file, gc_*, repositories).
     #[arg(long, env = berth_config::env::CONFIG)]
     config: Option<PathBuf>,
-    /// Directory of the registry's blobs and metadata [default: ./berth-data].
-    #[arg(long, env = "BERTH_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Policy file with per-repository settings (quotas, retention, immutable tags).
-    #[arg(long, env = "BERTH_POLICY_FILE")]
-    policy_file: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ServerConfig,
 }
 
 impl StoreArgs {
     fn config(&self) -> anyhow::Result<Config> {
-        load_config(
-            self.config.as_deref(),
-            ServerConfig {
-                data_dir: self.data_dir.clone(),
-                policy_file: self.policy_file.clone(),
-                ..Default::default()
-            },
-        )
+        load_config(self.config.as_deref(), self.settings.clone())
     }
 }
 

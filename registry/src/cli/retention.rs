@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Untagged manifests younger than this many seconds are kept [default: 3600].
-    #[arg(long, env = "BERTH_GC_GRACE_SECONDS")]
+    #[arg(long)]
     grace_seconds: Option<u64>,
 }
 

@@ -18,6 +18,17 @@ pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiRes
     let digest = parse_digest(digest)?;
     let repo = state.registry.repository(name);
     let size = repo.blob_size(&digest).await?;
+    if req.method == Method::GET
+        && let Some(url) = repo.blob_redirect(&digest).await?
+    {
+        // The store serves the bytes (and the Range) itself.
+        let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+        response.headers_mut().insert("location", hv(url));
+        response
+            .headers_mut()
+            .insert("docker-content-digest", hv(digest.to_string()));
+        return Ok(response);
+    }
     let (status, range) = match parse_range(req.header("range"), size) {
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),

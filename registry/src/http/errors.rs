@@ -131,6 +131,27 @@ impl ApiError {
         e
     }
 
+    /// 503 because `store` (a database, a bucket) did not answer: logged,
+    /// counted, and the client told to retry. Nothing was changed that the
+    /// client was told about.
+    fn store_unavailable(store: &'static str, what: impl Into<anyhow::Error>) -> Self {
+        let what = what.into();
+        tracing::error!(
+            store,
+            error = format!("{what:#}"),
+            "a store is unavailable: the request was refused"
+        );
+        crate::metrics::STORE_UNAVAILABLE
+            .with_label_values(&[store])
+            .inc();
+        let mut e = Self::new(
+            Code::Unavailable,
+            format!("the registry's {store} store is not answering; retry shortly"),
+        );
+        e.retry_after = Some(5);
+        e
+    }
+
     /// A write refused because `store`'s disk is full: 507, and said so to
     /// the client, in the log and in the metrics. Nothing was stored.
     fn storage_full(store: &'static str, what: impl Into<anyhow::Error>) -> Self {
@@ -159,6 +180,9 @@ impl From<MetaError> for ApiError {
     fn from(e: MetaError) -> Self {
         if crate::full_disk::is_full(&e) {
             return Self::storage_full("metadata", e);
+        }
+        if e.is_unavailable() {
+            return Self::store_unavailable("metadata", e);
         }
         match e {
             MetaError::BlobUnknown(d) => Self::new(
@@ -217,6 +241,9 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         if crate::full_disk::is_full(&e) {
             return Self::storage_full("blobs", e);
+        }
+        if e.is_unavailable() {
+            return Self::store_unavailable("blobs", e);
         }
         match e {
             StorageError::DigestMismatch { expected, actual } => Self::new(

@@ -108,16 +108,25 @@ async fn token_endpoint(State(state): State<AppState>, request: Request) -> Resp
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.registry.meta.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = crate::report::chain(&e), "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "metadata store unreachable",
-            )
-                .into_response()
-        }
+    // Both stores must answer: a replica whose database or bucket is gone
+    // is taken out of the Service until they come back.
+    let (meta, blobs) = tokio::join!(state.registry.meta.ping(), state.registry.blobs.ping());
+    let mut down = Vec::new();
+    if let Err(e) = meta {
+        tracing::warn!(
+            error = crate::report::chain(&e),
+            "not ready: metadata store"
+        );
+        down.push("metadata store unreachable");
+    }
+    if let Err(e) = blobs {
+        tracing::warn!(error = crate::report::chain(&e), "not ready: blob store");
+        down.push("blob store unreachable");
+    }
+    if down.is_empty() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, down.join("; ")).into_response()
     }
 }
 

@@ -7,6 +7,9 @@ use super::{Repository, Result, ServiceError};
 use crate::oci::digest::Digest;
 use crate::storage::{ByteStream, StorageError};
 
+/// How long a redirect to the blob store is good for.
+const REDIRECT_EXPIRY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 impl Repository<'_> {
     /// The size of blob `digest`, if this repository may serve it.
     pub async fn blob_size(&self, digest: &Digest) -> Result<u64> {
@@ -31,6 +34,12 @@ impl Repository<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A URL the client may fetch blob `digest` from itself, when the blob
+    /// store serves that way (S3 with `redirect`).
+    pub async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
+        Ok(self.blobs().presigned_get(digest, REDIRECT_EXPIRY).await?)
     }
 
     /// Stops this repository serving blob `digest`.

@@ -110,11 +110,18 @@ impl Repository<'_> {
             (Some(state), _) => Hasher::sha256_from_state(state),
             (None, _) => None,
         };
-        let part = format!("{:020}-{}", upload.size, uuid::Uuid::new_v4().simple());
-        let written = self
+        let appended = self
             .blobs()
-            .write_part(&upload.id, &part, body.stream, hasher.as_mut())
+            .append(
+                &upload.id,
+                &pieces(upload),
+                None,
+                body.stream,
+                hasher.as_mut(),
+            )
             .await?;
+        let written = appended.size;
+        let recorded = appended.pieces.join("\n");
 
         let rejected = match range {
             Some((start, end)) if written != end - start + 1 => {
@@ -129,7 +136,7 @@ impl Repository<'_> {
                 // session row that survives a power failure never describes
                 // bytes that were not written.
                 let new_part = NewPart {
-                    name: &part,
+                    name: &recorded,
                     size: written,
                     hash_state: hasher.as_ref().and_then(Hasher::to_state),
                 };
@@ -143,8 +150,10 @@ impl Repository<'_> {
                 Some(ServiceError::ConcurrentAppend { size: upload.size })
             }
         };
-        // Nothing recorded: drop the part again.
-        self.blobs().delete_upload_part(&upload.id, &part).await?;
+        // Nothing recorded: drop the pieces again.
+        self.blobs()
+            .discard_pieces(&upload.id, &appended.pieces)
+            .await?;
         match rejected {
             Some(e) => Err(e),
             None => Ok(upload.size),
@@ -192,15 +201,13 @@ impl Repository<'_> {
         };
         let scratch = uuid::Uuid::new_v4().to_string();
         let id = session.unwrap_or(&scratch);
-        // Its own part name: two closing PUTs of one session never share a file.
-        let part = format!("whole-{}", uuid::Uuid::new_v4().simple());
         let mut hasher = Hasher::new(digest.algorithm());
-        let written = self
+        let appended = self
             .blobs()
-            .write_part(id, &part, body.stream, Some(&mut hasher))
+            .append(id, &[], Some(digest), body.stream, Some(&mut hasher))
             .await;
-        let published = match written {
-            Ok(size) => {
+        let published = match appended {
+            Ok(appended) => {
                 let hashed = hasher.finish();
                 if &hashed != digest {
                     Err(ServiceError::DigestMismatch {
@@ -208,11 +215,14 @@ impl Repository<'_> {
                         actual: hashed,
                     })
                 } else {
-                    let parts = [part];
-                    let publication = self.publication(digest, size, true, session);
+                    let publication = self.publication(digest, appended.size, true, session);
                     publish(self.meta(), publication, || {
-                        self.blobs()
-                            .commit_upload(id, &parts, digest, Some(hashed.clone()))
+                        self.blobs().commit_upload(
+                            id,
+                            &appended.pieces,
+                            digest,
+                            Some(hashed.clone()),
+                        )
                     })
                     .await
                     .map(drop)
@@ -267,9 +277,10 @@ impl Repository<'_> {
             });
         }
         let publication = self.publication(digest, upload.size, hashed.is_some(), Some(&upload.id));
+        let pieces = pieces(upload);
         let published = publish(self.meta(), publication, || {
             self.blobs()
-                .commit_upload(&upload.id, &upload.parts, digest, hashed.clone())
+                .commit_upload(&upload.id, &pieces, digest, hashed.clone())
         })
         .await;
         self.end_session(&upload.id, published.is_ok()).await?;
@@ -312,6 +323,18 @@ impl Repository<'_> {
             self.discard(id).await
         }
     }
+}
+
+/// The store's pieces of an upload: each recorded append holds the pieces
+/// it wrote, one per line.
+fn pieces(upload: &Upload) -> Vec<String> {
+    upload
+        .parts
+        .iter()
+        .flat_map(|p| p.split('\n'))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Registry {

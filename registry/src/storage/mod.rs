@@ -1,7 +1,7 @@
 //! Blob bytes, content-addressed, behind one trait, [`BlobStore`], with one
 //! file per backend: [`local`] (a directory, pulls by sendfile) and
-//! [`object`] (an `object_store`: memory today). Every backend passes the
-//! same test suite (`suite` below).
+//! [`object`] (an `object_store`: S3, opened by [`s3`], or memory). Every
+//! backend passes the same test suite (`suite` below).
 //!
 //! Layout inside a store:
 //! - `blobs/<alg>/<first 2 hex>/<hex>`: committed blobs, deduplicated across repositories;
@@ -15,6 +15,7 @@
 
 pub mod local;
 pub mod object;
+pub mod s3;
 
 use std::ops::Range;
 use std::time::{Duration, SystemTime};
@@ -43,6 +44,18 @@ pub enum StorageError {
     DigestMismatch { expected: Digest, actual: Digest },
 }
 
+impl StorageError {
+    /// Whether the store could not be reached or did not answer (refused
+    /// connections, timeouts, 5xx after object_store's retries): the
+    /// request may succeed later, so the HTTP layer answers 503. False for
+    /// what retrying cannot fix: a missing object, refused credentials, a
+    /// local I/O error, a digest that does not match.
+    pub fn is_unavailable(&self) -> bool {
+        use object_store::Error as E;
+        matches!(self, Self::Store(E::Generic { .. } | E::JoinError { .. }))
+    }
+}
+
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// A stream of blob bytes, as served to clients.
@@ -50,6 +63,15 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
 /// A request body on its way into the store.
 pub type BodyStream = BoxStream<'static, std::result::Result<Bytes, std::io::Error>>;
+
+/// What [`BlobStore::append`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Where the store keeps the new bytes (store-specific names).
+    pub pieces: Vec<String>,
+    /// How many bytes came.
+    pub size: u64,
+}
 
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -69,33 +91,39 @@ pub trait BlobStore: Send + Sync + 'static {
     /// config that clients may not upload).
     async fn put_verified(&self, digest: &Digest, data: Bytes) -> Result<()>;
 
-    /// Writes one chunk of an upload as its own object (`part` must be a
-    /// name no other write of the upload uses), feeding every byte to
-    /// `hasher`. Returns the number of bytes written, once they are durable.
-    /// Nothing is kept in memory beyond one write batch.
-    async fn write_part(
+    /// Appends `body` to upload `upload`, whose bytes so far are held by
+    /// `pieces` (what earlier appends returned, in order), feeding every
+    /// byte to `hasher`. `target`: the digest the bytes must have, when the
+    /// caller knows it before they arrive (a store may then write them
+    /// where the blob goes; they become visible only at `commit_upload`).
+    /// Returns the pieces that now hold the new bytes (to be recorded after
+    /// the earlier ones) and how many bytes came, once they are durable.
+    /// Nothing is kept in memory beyond one write batch or part.
+    async fn append(
         &self,
         upload: &str,
-        part: &str,
+        pieces: &[String],
+        target: Option<&Digest>,
         body: BodyStream,
         hasher: Option<&mut Hasher>,
-    ) -> Result<u64>;
+    ) -> Result<Appended>;
 
-    /// Makes an upload's parts the blob `expected`, after checking the
-    /// digest. `hashed` is the digest computed while the parts were written,
-    /// if known for the algorithm of `expected`; otherwise the parts are read
-    /// back and hashed. A mismatch leaves the upload as it was and nothing
-    /// under `blobs/`. Returns the size of the committed blob.
+    /// Makes an upload's bytes (its `pieces`) the blob `expected`, after
+    /// checking the digest. `hashed` is the digest computed while they were
+    /// written, if known for the algorithm of `expected`; otherwise they
+    /// are read back and hashed. A mismatch leaves the upload as it was and
+    /// nothing under `blobs/`. Returns the size of the committed blob.
     async fn commit_upload(
         &self,
         upload: &str,
-        parts: &[String],
+        pieces: &[String],
         expected: &Digest,
         hashed: Option<Digest>,
     ) -> Result<u64>;
 
-    /// Removes one part object of an upload.
-    async fn delete_upload_part(&self, upload: &str, part: &str) -> Result<()>;
+    /// Drops pieces an append returned that were never recorded (another
+    /// request appended first, or the chunk was refused).
+    async fn discard_pieces(&self, upload: &str, pieces: &[String]) -> Result<()>;
 
     /// Removes whatever an upload left in the store.
     async fn delete_upload(&self, upload: &str) -> Result<()>;
@@ -112,8 +140,22 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes a staging file [`BlobStore::stale_staging`] found.
     async fn delete_staging(&self, name: &str) -> Result<()>;
 
-    /// Removes a committed blob (garbage collection).
-    async fn delete_blob(&self, digest: &Digest) -> Result<()>;
+    /// Removes committed blobs (garbage collection); missing ones are fine.
+    async fn delete_blobs(&self, digests: &[Digest]) -> Result<()>;
+
+    /// Removes one committed blob.
+    async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        self.delete_blobs(std::slice::from_ref(digest)).await
+    }
+
+    /// Whether the store answers (readiness): cheap, changes nothing.
+    async fn ping(&self) -> Result<()>;
+
+    /// A URL a client may GET the blob from directly for `expiry`, when the
+    /// store serves blobs that way (S3 with `redirect`); None otherwise.
+    async fn presigned_get(&self, _digest: &Digest, _expiry: Duration) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 fn blob_path(digest: &Digest) -> Path {
@@ -124,10 +166,6 @@ fn blob_path(digest: &Digest) -> Path {
         &hex[..2],
         hex
     ))
-}
-
-fn upload_dir(upload: &str) -> Path {
-    Path::from(format!("uploads/{upload}"))
 }
 
 fn part_path(upload: &str, part: &str) -> Path {
@@ -165,6 +203,10 @@ mod suite {
     use super::*;
     use crate::oci::digest::Algorithm;
 
+    fn body_of(data: Vec<u8>) -> BodyStream {
+        futures::stream::iter([Ok(Bytes::from(data))]).boxed()
+    }
+
     fn body(chunks: &[&'static [u8]]) -> BodyStream {
         futures::stream::iter(
             chunks
@@ -186,26 +228,56 @@ mod suite {
         chunks.concat()
     }
 
+    /// Appends `chunks` one request each, commits, and checks what is read.
+    async fn upload_in_chunks(store: &dyn BlobStore, upload: &str, chunks: &[&[u8]]) {
+        let whole = chunks.concat();
+        let mut h = Hasher::new(Algorithm::Sha256);
+        let mut pieces = Vec::new();
+        for chunk in chunks {
+            let appended = store
+                .append(upload, &pieces, None, body_of(chunk.to_vec()), Some(&mut h))
+                .await
+                .unwrap();
+            assert_eq!(appended.size, chunk.len() as u64);
+            pieces.extend(appended.pieces);
+        }
+        let want = Digest::of(Algorithm::Sha256, &whole);
+        let got = store
+            .commit_upload(upload, &pieces, &want, Some(h.finish()))
+            .await;
+        assert_eq!(got.unwrap(), whole.len() as u64);
+        store.delete_upload(upload).await.unwrap();
+        assert_eq!(read_all(store, &want, None).await, whole);
+    }
+
     async fn run(store: &dyn BlobStore) {
         let data = b"hello world";
         let d = Digest::of(Algorithm::Sha256, data);
         assert_eq!(store.size(&d).await.unwrap(), None);
 
-        // Two parts, committed by reading back.
+        // Two appends, committed by reading back.
         let mut h = Hasher::new(Algorithm::Sha256);
-        let written = store.write_part("u1", "0", body(&[b"hello "]), Some(&mut h));
-        assert_eq!(written.await.unwrap(), 6);
-        let written = store.write_part("u1", "1", body(&[b"wor", b"ld"]), Some(&mut h));
-        assert_eq!(written.await.unwrap(), 5);
+        let first = store.append("u1", &[], None, body(&[b"hello "]), Some(&mut h));
+        let first = first.await.unwrap();
+        assert_eq!(first.size, 6);
+        let second = store.append(
+            "u1",
+            &first.pieces,
+            None,
+            body(&[b"wor", b"ld"]),
+            Some(&mut h),
+        );
+        let second = second.await.unwrap();
+        assert_eq!(second.size, 5);
+        let pieces = [first.pieces, second.pieces].concat();
         let wrong = Digest::of(Algorithm::Sha256, b"other");
-        let parts = vec!["0".to_string(), "1".to_string()];
         assert!(matches!(
-            store.commit_upload("u1", &parts, &wrong, None).await,
+            store.commit_upload("u1", &pieces, &wrong, None).await,
             Err(StorageError::DigestMismatch { .. })
         ));
         assert_eq!(store.size(&wrong).await.unwrap(), None);
         assert_eq!(
-            store.commit_upload("u1", &parts, &d, None).await.unwrap(),
+            store.commit_upload("u1", &pieces, &d, None).await.unwrap(),
             11
         );
         // Not written to since: idle; gone once deleted.
@@ -218,34 +290,67 @@ mod suite {
         assert_eq!(read_all(store, &d, Some(6..11)).await, b"world");
         assert_eq!(read_all(store, &d, Some(6..100)).await, b"world");
 
-        // One part with a known digest: renamed.
+        // One append whose digest was known up front.
         let sha512 = Digest::of(Algorithm::Sha512, data);
         let mut h = Hasher::new(Algorithm::Sha512);
-        store
-            .write_part("u2", "0", body(&[data]), Some(&mut h))
-            .await
-            .unwrap();
+        let whole = store.append("u2", &[], Some(&sha512), body(&[data]), Some(&mut h));
+        let whole = whole.await.unwrap();
+        assert_eq!(
+            store.size(&sha512).await.unwrap(),
+            None,
+            "visible before commit"
+        );
         let hashed = h.finish();
         store
-            .commit_upload("u2", &["0".into()], &sha512, Some(hashed))
+            .commit_upload("u2", &whole.pieces, &sha512, Some(hashed))
             .await
             .unwrap();
+        store.delete_upload("u2").await.unwrap();
         assert_eq!(read_all(store, &sha512, None).await, data);
 
-        // A part that is deleted is not committed.
-        store
-            .write_part("u3", "0", body(&[b"x"]), None)
+        // Discarded pieces are not committed.
+        let x = Digest::of(Algorithm::Sha256, b"x");
+        let lost = store
+            .append("u3", &[], None, body(&[b"x"]), None)
             .await
             .unwrap();
-        store.delete_upload_part("u3", "0").await.unwrap();
-        let x = Digest::of(Algorithm::Sha256, b"x");
+        store.discard_pieces("u3", &lost.pieces).await.unwrap();
         assert!(
             store
-                .commit_upload("u3", &["0".into()], &x, None)
+                .commit_upload("u3", &lost.pieces, &x, None)
                 .await
                 .is_err()
         );
+        assert_eq!(store.size(&x).await.unwrap(), None);
         store.delete_upload("u3").await.unwrap();
+
+        // Many small appends, and one large: what S3's 5 MiB part minimum
+        // makes a store gather before it writes a part.
+        const MIB: usize = 1024 * 1024;
+        let big: Vec<u8> = (0..13 * MIB + 7).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<&[u8]> = big[..3 * MIB]
+            .chunks(300 * 1024)
+            .chain([&big[3 * MIB..]])
+            .collect();
+        upload_in_chunks(store, "u4", &chunks).await;
+        assert_eq!(
+            read_all(
+                store,
+                &Digest::of(Algorithm::Sha256, &big),
+                Some((5 * MIB - 3) as u64..(5 * MIB + 3) as u64)
+            )
+            .await,
+            &big[5 * MIB - 3..5 * MIB + 3]
+        );
+        // Small appends that make a part between them, then leave some for
+        // the last part.
+        let mut chunks: Vec<&[u8]> = big[..7 * MIB].chunks(MIB).collect();
+        chunks.push(&big[7 * MIB..7 * MIB + 100]);
+        upload_in_chunks(store, "u5", &chunks).await;
+        assert!(
+            store.idle_uploads(later).await.unwrap().is_empty(),
+            "an upload left data"
+        );
 
         // Small verified blobs, written in one go.
         let small = Digest::of(Algorithm::Sha256, b"{}");
@@ -256,14 +361,55 @@ mod suite {
         assert_eq!(read_all(store, &small, None).await, b"{}");
         assert!(store.stale_staging(later).await.unwrap().is_empty());
 
-        store.delete_blob(&d).await.unwrap();
+        store
+            .delete_blobs(&[d.clone(), small.clone()])
+            .await
+            .unwrap();
         store.delete_blob(&d).await.unwrap();
         assert_eq!(store.size(&d).await.unwrap(), None);
+        assert_eq!(store.size(&small).await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn memory() {
         run(&ObjectBlobs::memory()).await;
+    }
+
+    /// The bucket of the PostgreSQL + S3 tests (versitygw), a prefix each.
+    pub fn test_bucket() -> berth_config::S3Config {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: start the S3 server with `eval \"$(tests/backends/up.sh)\"` \
+                     (bash .ci/run does)"
+                )
+            })
+        };
+        berth_config::S3Config {
+            bucket: Some(var("BERTH_TEST_S3_BUCKET")),
+            endpoint: Some(var("BERTH_TEST_S3_ENDPOINT")),
+            prefix: Some(format!("suite-{}", uuid::Uuid::new_v4().simple())),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn s3() {
+        run(&s3::open(&test_bucket()).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn s3_refuses_a_bucket_it_cannot_reach() {
+        let config = berth_config::S3Config {
+            bucket: Some("no-such-bucket".into()),
+            ..test_bucket()
+        };
+        let e = s3::open(&config).await.err().expect("no such bucket");
+        assert!(
+            e.to_string().contains("bucket `no-such-bucket`"),
+            "{}",
+            crate::report::chain(&e)
+        );
     }
 
     #[tokio::test]

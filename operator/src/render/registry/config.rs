@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use berth_config::{LogFormat, ServerConfig, StorageBackend, env as berth_env};
+use berth_config::{LogFormat, S3Config, ServerConfig, StorageBackend, env as berth_env};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use kube::ResourceExt;
 
@@ -21,10 +21,30 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
         // `/metrics`, on all addresses: Prometheus scrapes it from outside the pod.
         metrics_listen: Some(all_addresses(METRICS_LISTEN_PORT)),
         data_dir: Some(DATA_DIR.into()),
-        // Blobs in S3 are not served by this registry version yet; the pods
-        // keep the filesystem backend (on an emptyDir) and get the S3
-        // settings as BERTH_S3_* variables for the version that does.
-        storage: Some(StorageBackend::Filesystem),
+        // Blobs in the bucket when there is one (its credentials come as
+        // AWS_* variables from their Secret), else on the data volume.
+        storage: Some(if reg.spec.storage.s3.is_some() {
+            StorageBackend::S3
+        } else {
+            StorageBackend::Filesystem
+        }),
+        s3: reg
+            .spec
+            .storage
+            .s3
+            .as_ref()
+            .map(|s3| S3Config {
+                bucket: Some(s3.bucket.clone()),
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                ..Default::default()
+            })
+            .unwrap_or_default(),
+        // The PostgreSQL URL comes as BERTH_DATABASE_URL from its Secret.
+        database_url: None,
+        database_url_file: None,
+        database_pool_size: None,
+        database_timeout_seconds: None,
         log_format: Some(match reg.spec.log_format {
             crd::LogFormat::Text => LogFormat::Text,
             crd::LogFormat::Json => LogFormat::Json,
@@ -109,21 +129,14 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
 }
 
 /// Environment of the registry and job containers: the config file path,
-/// and the S3 and PostgreSQL settings the config file cannot carry yet
-/// (BERTH_S3_*, AWS_*, BERTH_DATABASE_URL; ignored by this registry version).
+/// and the secrets the config file must not carry (the S3 credentials as
+/// AWS_*, the PostgreSQL URL as BERTH_DATABASE_URL), from their Secrets.
 pub(super) fn env(reg: &Registry) -> Vec<EnvVar> {
     let mut env = vec![plain_env(
         berth_env::CONFIG,
         format!("{CONFIG_DIR}/config.yaml"),
     )];
     if let Some(s3) = &reg.spec.storage.s3 {
-        env.push(plain_env("BERTH_S3_BUCKET", s3.bucket.clone()));
-        if let Some(e) = &s3.endpoint {
-            env.push(plain_env("BERTH_S3_ENDPOINT", e.clone()));
-        }
-        if let Some(r) = &s3.region {
-            env.push(plain_env("BERTH_S3_REGION", r.clone()));
-        }
         env.push(secret_env(
             berth_env::S3_ACCESS_KEY_ID,
             &s3.credentials_secret,

@@ -18,7 +18,9 @@ use object_store::ObjectStoreExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 
-use super::{BlobStore, BodyStream, ByteStream, Result, StorageError, blob_path, part_path};
+use super::{
+    Appended, BlobStore, BodyStream, ByteStream, Result, StorageError, blob_path, part_path,
+};
 use crate::oci::digest::{Digest, Hasher};
 
 /// Where small blobs are written before they are renamed into `blobs/`.
@@ -60,6 +62,11 @@ impl LocalStore {
 
 #[async_trait]
 impl BlobStore for LocalStore {
+    async fn ping(&self) -> Result<()> {
+        tokio::fs::metadata(&self.root).await?;
+        Ok(())
+    }
+
     async fn size(&self, digest: &Digest) -> Result<Option<u64>> {
         match self.fs.head(&blob_path(digest)).await {
             Ok(meta) => Ok(Some(meta.size)),
@@ -92,20 +99,27 @@ impl BlobStore for LocalStore {
         Ok(())
     }
 
-    async fn write_part(
+    async fn append(
         &self,
         upload: &str,
-        part: &str,
+        _pieces: &[String],
+        _target: Option<&Digest>,
         body: BodyStream,
         hasher: Option<&mut Hasher>,
-    ) -> Result<u64> {
-        io::write(self.file(&part_path(upload, part)), body, hasher).await
+    ) -> Result<Appended> {
+        // A file per append, its name never used twice.
+        let part = format!("part-{}", uuid::Uuid::new_v4().simple());
+        let size = io::write(self.file(&part_path(upload, &part)), body, hasher).await?;
+        Ok(Appended {
+            pieces: vec![part],
+            size,
+        })
     }
 
     async fn commit_upload(
         &self,
         upload: &str,
-        parts: &[String],
+        pieces: &[String],
         expected: &Digest,
         hashed: Option<Digest>,
     ) -> Result<u64> {
@@ -119,7 +133,7 @@ impl BlobStore for LocalStore {
         let target = blob_path(expected);
         // One part whose digest we know: a rename, no copy. (Parts are
         // durable once written; the rename fsyncs the blob's directory.)
-        if let ([part], Some(_)) = (parts, hashed.as_ref()) {
+        if let ([part], Some(_)) = (pieces, hashed.as_ref()) {
             let from = part_path(upload, part);
             let size = self.fs.head(&from).await?.size;
             self.fs.rename(&from, &target).await?;
@@ -129,7 +143,7 @@ impl BlobStore for LocalStore {
         // Its own name: two commits of one session never share it.
         let assembled = format!("assembled-{}", uuid::Uuid::new_v4().simple());
         let mut hasher = Hasher::new(expected.algorithm());
-        let files: Vec<PathBuf> = parts
+        let files: Vec<PathBuf> = pieces
             .iter()
             .map(|p| self.file(&part_path(upload, p)))
             .collect();
@@ -154,11 +168,14 @@ impl BlobStore for LocalStore {
         Ok(size)
     }
 
-    async fn delete_upload_part(&self, upload: &str, part: &str) -> Result<()> {
-        match tokio::fs::remove_file(self.file(&part_path(upload, part))).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
+    async fn discard_pieces(&self, upload: &str, pieces: &[String]) -> Result<()> {
+        for part in pieces {
+            match tokio::fs::remove_file(self.file(&part_path(upload, part))).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     async fn delete_upload(&self, upload: &str) -> Result<()> {
@@ -214,10 +231,13 @@ impl BlobStore for LocalStore {
         }
     }
 
-    async fn delete_blob(&self, digest: &Digest) -> Result<()> {
-        match self.fs.delete(&blob_path(digest)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+    async fn delete_blobs(&self, digests: &[Digest]) -> Result<()> {
+        for digest in digests {
+            match self.fs.delete(&blob_path(digest)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(())
     }
 }
