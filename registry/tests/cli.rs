@@ -180,7 +180,7 @@ fn maintenance_refuses_a_directory_with_no_registry() {
 /// usage prints the stored totals; `--keep-untagged` takes no value.
 #[tokio::test]
 async fn gc_dry_run_writes_nothing_and_says_what_grace_kept() {
-    let server = common::Server::start();
+    let server = common::Server::start_local(&[]);
     let c = common::Client::new(&server);
     let (_, first) = c.push_image("dry/app", "v1", b"first layer").await;
     c.push_image("dry/app", "v1", b"second layer").await; // v1 moves: the first is untagged
@@ -349,7 +349,7 @@ fn serve_says_once_which_address_is_taken() {
 /// A clean shutdown leaves no SQLite -wal or -shm behind.
 #[test]
 fn sigterm_checkpoints_the_database() {
-    let mut server = common::Server::start();
+    let mut server = common::Server::start_local(&[]);
     let data = server.data_dir.clone();
     assert!(data.join("metadata.db-wal").exists());
     let status = Command::new("kill")

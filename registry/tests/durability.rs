@@ -173,8 +173,15 @@ async fn idle_uploads_expire_with_their_data() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let uploads = server.data_dir.join("storage/uploads");
-    assert!(std::fs::read_dir(&uploads).unwrap().next().is_some());
+    let stores = server.stores();
+    let upload_data = || {
+        stores
+            .objects()
+            .into_keys()
+            .filter(|k| k.starts_with("uploads/"))
+            .collect::<Vec<_>>()
+    };
+    assert!(!upload_data().is_empty());
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -186,10 +193,7 @@ async fn idle_uploads_expire_with_their_data() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(&uploads)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false)
-    {
+    while !upload_data().is_empty() {
         assert!(Instant::now() < deadline, "expired upload left data behind");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -199,7 +203,9 @@ async fn idle_uploads_expire_with_their_data() {
 async fn upload_data_orphaned_by_a_crash_is_swept() {
     let mut server = Server::start_with(&["--upload-expiry-seconds", "1"]);
     let http = Client::new();
-    let data = vec![5u8; 2_000_000];
+    // More than a part of an object store (8 MiB), so that some of it is
+    // stored whatever the backend.
+    let data = vec![5u8; 24 * 1024 * 1024];
     let digest = sha256(&data);
     // A single-POST upload has no session; kill the server in the middle of it.
     let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
@@ -209,12 +215,16 @@ async fn upload_data_orphaned_by_a_crash_is_swept() {
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(&data[..data.len() / 2]).unwrap();
-    let uploads = server.data_dir.join("storage/uploads");
+    let stores = server.stores();
+    let upload_data = || {
+        stores
+            .objects()
+            .into_keys()
+            .filter(|k| k.starts_with("uploads/"))
+            .collect::<Vec<_>>()
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&uploads)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(true)
-    {
+    while upload_data().is_empty() {
         assert!(
             Instant::now() < deadline,
             "the upload never reached storage"
@@ -225,10 +235,7 @@ async fn upload_data_orphaned_by_a_crash_is_swept() {
     drop(s);
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&uploads)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false)
-    {
+    while !upload_data().is_empty() {
         assert!(
             Instant::now() < deadline,
             "orphaned upload data was never removed"

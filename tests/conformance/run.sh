@@ -22,6 +22,8 @@
 #   CONFORMANCE_REGISTRY   host:port of an already running registry to test
 #                          instead of starting one
 #   CONFORMANCE_KEEP_DATA  1 = keep the temporary data dir (path is printed)
+#   BERTH_TEST_BACKEND     postgres-s3: berth on PostgreSQL + S3 (the servers of
+#                          tests/backends/up.sh); reports in target/conformance-postgres-s3/
 #   OCI_*                  any conformance setting, overriding the YAML file
 #                          (e.g. OCI_FILTER_TEST, OCI_LOG=debug)
 set -euo pipefail
@@ -32,6 +34,9 @@ script_name=conformance
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 repo="$(pwd)"
 results="$repo/target/conformance"
+if [[ ${BERTH_TEST_BACKEND:-} == postgres-s3 ]]; then
+	results="$repo/target/conformance-postgres-s3"
+fi
 config="$repo/tests/conformance/oci-conformance.yaml"
 server_kind="${CONFORMANCE_SERVER:-berth}"
 
@@ -62,12 +67,24 @@ trap 'exit 143' TERM
 mkdir -p "$results"
 rm -f "$results"/{junit.xml,report.html,results.yaml,output.txt,server.log,summary.txt}
 
+# BERTH_TEST_BACKEND=postgres-s3: berth on a fresh PostgreSQL database and
+# S3 prefix (the servers of tests/backends/up.sh); the same flags on restarts.
+backend_args=()
+if [[ ${BERTH_TEST_BACKEND:-} == postgres-s3 && $server_kind == berth ]]; then
+	: "${BERTH_TEST_DATABASE_URL:?BERTH_TEST_BACKEND=postgres-s3 needs the servers of tests/backends/up.sh}"
+	db="berth_conformance_$(date +%s)_$$"
+	psql "$BERTH_TEST_DATABASE_URL" -q -c "CREATE DATABASE $db" || die "cannot create database $db"
+	backend_args=(--database-url "${BERTH_TEST_DATABASE_URL%/*}/$db" --storage s3
+		--s3-bucket "$BERTH_TEST_S3_BUCKET" --s3-endpoint "$BERTH_TEST_S3_ENDPOINT" --s3-prefix "$db")
+	log "backend: PostgreSQL database $db, S3 prefix $db in bucket $BERTH_TEST_S3_BUCKET"
+fi
+
 start_server() {
 	local port="$1"
 	case "$server_kind" in
 	berth)
 		"$berth_bin" serve --listen "127.0.0.1:$port" --metrics-listen 127.0.0.1:0 --data-dir "$data_dir" \
-			>>"$results/server.log" 2>&1 &
+			"${backend_args[@]}" >>"$results/server.log" 2>&1 &
 		;;
 	docker-registry)
 		cat >"$work_dir/registry.yml" <<EOF

@@ -38,6 +38,7 @@ crane_dir="$cache/crane-$CRANE_VERSION"
 regctl_dir="$cache/regctl-$REGCTL_VERSION"
 cosign_dir="$cache/cosign-$COSIGN_VERSION"
 python_oras_dir="$cache/python-oras-$PYTHON_ORAS_VERSION"
+versitygw_dir="$cache/versitygw-$VERSITYGW_VERSION"
 cri_pull_src="$here/cri-pull"
 cri_pull_dir="$cache/cri-pull-$(cat "$cri_pull_src"/go.mod "$cri_pull_src"/go.sum "$cri_pull_src"/*.go | sha256sum | cut -c1-16)"
 
@@ -58,6 +59,7 @@ print_env() {
 	printf 'export BERTH_ORAS_BIN=%q\n' "$oras_dir/oras"
 	printf 'export BERTH_HELM_BIN=%q\n' "$helm_dir/helm"
 	printf 'export BERTH_PYTHON_ORAS=%q\n' "$python_oras_dir/bin/python"
+	printf 'export BERTH_VERSITYGW_BIN=%q\n' "$versitygw_dir/versitygw"
 }
 
 if [[ $mode == paths ]]; then
@@ -102,11 +104,12 @@ $output
 # skopeo, umoci, podman, buildah, containerd (with runc): real-client tests;
 # containernetworking-plugins (bridge, host-local, loopback, portmap) and
 # iptables: the e2e node's Pod network and kube-proxy (tests/e2e);
-# prometheus (prometheus + promtool): the observability test;
+# prometheus (prometheus + promtool): the observability test; postgresql:
+# the metadata database of the PostgreSQL + S3 backend;
 # jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -190,6 +193,7 @@ install_go_tools() {
 	go_tool crane "$CRANE_PACKAGE@$CRANE_VERSION" "$crane_dir" version
 	go_tool regctl "$REGCTL_PACKAGE@$REGCTL_VERSION" "$regctl_dir" version
 	go_tool cosign "$COSIGN_PACKAGE@$COSIGN_VERSION" "$cosign_dir" version
+	go_tool versitygw "$VERSITYGW_PACKAGE@$VERSITYGW_VERSION" "$versitygw_dir" --version
 	install_cri_pull
 	install_python_oras
 }
@@ -242,7 +246,7 @@ main() {
 	[[ -x "$oras_dir/oras" ]] || die "oras binary missing at $oras_dir"
 	[[ -x "$helm_dir/helm" ]] || die "helm binary missing at $helm_dir"
 	local t
-	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python"; do
+	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python" "$versitygw_dir/versitygw"; do
 		[[ -x $t ]] || die "$t missing"
 	done
 }

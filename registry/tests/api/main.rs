@@ -4,7 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{Server, files_under, raw_request, sha256};
+use common::{Server, raw_request, sha256};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -138,11 +138,6 @@ fn chunked_request(addr: &str, head: &str, len: usize) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Every file under `dir` into `out`.
-fn walk_into(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    out.extend(files_under(dir));
 }
 
 mod base;

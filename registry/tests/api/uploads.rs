@@ -111,18 +111,31 @@ async fn streamed_patch_then_put_and_cancel() {
         StatusCode::OK
     );
 
-    // Cancel.
+    // Cancel, after more than a part's worth (on S3: a multipart upload).
     let r = api.send(Method::POST, "/v2/streamed/blobs/uploads/").await;
     let location = header(&r, "location");
-    api.req(Method::PATCH, &location)
-        .body("partial")
-        .send()
-        .await
-        .unwrap();
+    for chunk in [vec![1u8; 9 << 20], vec![2u8; 1 << 20]] {
+        let r = api
+            .req(Method::PATCH, &location)
+            .body(chunk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
     assert_eq!(
         api.send(Method::DELETE, &location).await.status(),
         StatusCode::NO_CONTENT
     );
+    // Nothing of it is left in the store: no parts, no open multipart upload.
+    let left: Vec<String> = api
+        .server
+        .stores()
+        .objects()
+        .into_keys()
+        .filter(|k| !k.starts_with("blobs/"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
     let r = api.send(Method::GET, &location).await;
     assert_error(r, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
     let r = api
@@ -182,8 +195,7 @@ async fn digest_mismatch_leaves_nothing() {
         .await;
     assert_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
 
-    // Nothing stored anywhere: no blob files and no upload leftovers.
-    let mut files = Vec::new();
-    walk_into(&api.server.data_dir.join("storage"), &mut files);
-    assert!(files.is_empty(), "left behind: {files:?}");
+    // Nothing stored anywhere: no blobs and no upload leftovers.
+    let left = api.server.stores().objects();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -1,5 +1,12 @@
 //! Test harness: runs the real `berth` binary on an ephemeral port with its
 //! own data directory, and stops it when dropped.
+//!
+//! The backend comes from `BERTH_TEST_BACKEND`: unset (or `sqlite-fs`) is
+//! the embedded default, SQLite and the local disk; `postgres-s3` gives each
+//! server a database of its own on `BERTH_TEST_DATABASE_URL` and a key
+//! prefix of its own in `BERTH_TEST_S3_BUCKET` at `BERTH_TEST_S3_ENDPOINT`
+//! (tests/backends/up.sh starts both). Tests about the local disk itself
+//! (files, sendfile, a full disk) use [`Server::start_local`].
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod tools;
@@ -22,6 +29,75 @@ pub struct Server {
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
+    /// Flags that put this server on PostgreSQL + S3 (kept across restarts).
+    backend_args: Vec<String>,
+}
+
+/// Which backend the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    SqliteFs,
+    PostgresS3,
+}
+
+impl Backend {
+    pub fn current() -> Backend {
+        match std::env::var("BERTH_TEST_BACKEND").as_deref() {
+            Ok("postgres-s3") => Backend::PostgresS3,
+            Ok("") | Ok("sqlite-fs") | Err(_) => Backend::SqliteFs,
+            Ok(other) => panic!("BERTH_TEST_BACKEND={other}: expected sqlite-fs or postgres-s3"),
+        }
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "BERTH_TEST_BACKEND=postgres-s3 needs {name}: start the servers with \
+             `eval \"$(tests/backends/up.sh)\"` (bash .ci/run does)"
+        )
+    })
+}
+
+/// A fresh PostgreSQL database (its URL) and S3 prefix, as `berth serve`
+/// flags, on the servers of tests/backends/up.sh.
+pub fn postgres_s3_args() -> Vec<String> {
+    postgres_s3_args_on(
+        &env("BERTH_TEST_DATABASE_URL"),
+        &env("BERTH_TEST_S3_ENDPOINT"),
+        &env("BERTH_TEST_S3_BUCKET"),
+    )
+}
+
+/// A fresh database on the PostgreSQL server of `admin_url` and a fresh
+/// prefix in `bucket` at `endpoint`, as `berth serve` flags.
+pub fn postgres_s3_args_on(admin_url: &str, endpoint: &str, bucket: &str) -> Vec<String> {
+    let name = format!("berth_t_{}", uuid::Uuid::new_v4().simple());
+    let out = Command::new("psql")
+        .args([admin_url, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "creating a test database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = match admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("{admin_url} has no database part"),
+    };
+    vec![
+        "--database-url".into(),
+        url,
+        "--storage".into(),
+        "s3".into(),
+        "--s3-bucket".into(),
+        bucket.into(),
+        "--s3-endpoint".into(),
+        endpoint.into(),
+        "--s3-prefix".into(),
+        name,
+    ]
 }
 
 /// The address in the `listen` field of the log line with `message`, in
@@ -68,20 +144,55 @@ impl Server {
         Self::start_with(&[])
     }
 
-    /// A fresh registry with extra `berth serve` flags.
+    /// A fresh registry with extra `berth serve` flags, on the backend of
+    /// `BERTH_TEST_BACKEND`.
     pub fn start_with(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        Self::start_in(data_dir, dir, args)
+        let backend = match Backend::current() {
+            Backend::SqliteFs => Vec::new(),
+            Backend::PostgresS3 => postgres_s3_args(),
+        };
+        Self::start_in(data_dir, dir, args, backend)
+    }
+
+    /// A fresh registry on SQLite and the local disk, whatever
+    /// `BERTH_TEST_BACKEND` says: for tests about the local disk itself.
+    pub fn start_local(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        Self::start_in(data_dir, dir, args, Vec::new())
+    }
+
+    /// A fresh registry on the backend `backend_args` name.
+    pub fn start_on_backend(backend_args: Vec<String>, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        Self::start_in(data_dir, dir, args, backend_args)
+    }
+
+    /// The flags that put this server on its backend (empty: the default).
+    pub fn backend_args(&self) -> &[String] {
+        &self.backend_args
     }
 
     /// A registry on `data_dir` (which may hold data already, or be on a
     /// disk of the test's making); its log stays in a temporary directory.
     pub fn start_on(data_dir: PathBuf, args: &[&str]) -> Server {
-        Self::start_in(data_dir, tempfile::tempdir().expect("tempdir"), args)
+        Self::start_in(
+            data_dir,
+            tempfile::tempdir().expect("tempdir"),
+            args,
+            Vec::new(),
+        )
     }
 
-    fn start_in(data_dir: PathBuf, dir: tempfile::TempDir, args: &[&str]) -> Server {
+    fn start_in(
+        data_dir: PathBuf,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        backend_args: Vec<String>,
+    ) -> Server {
         let mut server = Server {
             addr: String::new(),
             base: String::new(),
@@ -91,6 +202,7 @@ impl Server {
             child: None,
             _dir: Some(dir),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            backend_args,
         };
         server.spawn();
         server
@@ -111,6 +223,7 @@ impl Server {
             .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.backend_args)
             .args(&self.extra_args)
             .env("BERTH_LOG", "info")
             .stdout(Stdio::null())
@@ -354,4 +467,162 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// How to reach a server's stores from outside it: for the maintenance
+/// commands, and to look at what its blob store holds.
+#[derive(Clone)]
+pub struct Stores {
+    pub data_dir: PathBuf,
+    backend_args: Vec<String>,
+}
+
+impl Server {
+    pub fn stores(&self) -> Stores {
+        Stores {
+            data_dir: self.data_dir.clone(),
+            backend_args: self.backend_args.clone(),
+        }
+    }
+}
+
+impl Stores {
+    /// Every object in the blob store, by key relative to the store's root
+    /// (`blobs/sha256/ab/<hex>`, `uploads/<id>/…`, `staging/…`), with its
+    /// size: files under the data directory, or the objects under the
+    /// server's prefix in the bucket — and there, every multipart upload
+    /// not completed nor aborted, as `multipart:<key>` (size 0).
+    pub fn objects(&self) -> std::collections::BTreeMap<String, u64> {
+        let prefix = self
+            .backend_args
+            .iter()
+            .position(|a| a == "--s3-prefix")
+            .map(|i| self.backend_args[i + 1].clone());
+        match prefix {
+            None => {
+                let root = self.data_dir.join("storage");
+                files_under(&root)
+                    .into_iter()
+                    .filter_map(|p| {
+                        let size = std::fs::metadata(&p).ok()?.len();
+                        let key = p.strip_prefix(&root).ok()?.to_string_lossy().into_owned();
+                        Some((key, size))
+                    })
+                    .collect()
+            }
+            Some(prefix) => {
+                let mut objects = list_bucket(&prefix);
+                for key in open_multipart_uploads(&prefix) {
+                    objects.insert(format!("multipart:{key}"), 0);
+                }
+                objects
+            }
+        }
+    }
+
+    /// Runs `berth ARGS` (a maintenance command) on these stores; returns
+    /// its stdout, failing the test if it fails.
+    pub fn berth(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.backend_args)
+            .env("BERTH_LOG", "warn")
+            .output()
+            .expect("run berth");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+/// The objects under `prefix` in the test bucket: key after the prefix -> size.
+fn list_bucket(prefix: &str) -> std::collections::BTreeMap<String, u64> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(env("BERTH_TEST_S3_BUCKET"))
+        .with_endpoint(env("BERTH_TEST_S3_ENDPOINT"))
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .build()
+        .expect("S3 client");
+    let root = object_store::path::Path::from(prefix);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let objects: Vec<object_store::ObjectMeta> = store
+                    .list(Some(&root))
+                    .try_collect()
+                    .await
+                    .expect("list the bucket");
+                objects
+                    .into_iter()
+                    .map(|m| {
+                        let key = m
+                            .location
+                            .as_ref()
+                            .trim_start_matches(prefix)
+                            .trim_start_matches('/');
+                        (key.to_string(), m.size)
+                    })
+                    .collect()
+            })
+        })
+        .join()
+        .expect("listing thread")
+    })
+}
+
+/// The keys (after `prefix`) of the multipart uploads open under `prefix`
+/// in the test bucket: S3's ListMultipartUploads, signed by curl.
+fn open_multipart_uploads(prefix: &str) -> Vec<String> {
+    // Parameters sorted and encoded as SigV4 signs them (the prefix is a
+    // test's own name: letters, digits, `_`).
+    let url = format!(
+        "{}/{}?prefix={prefix}%2F&uploads=",
+        env("BERTH_TEST_S3_ENDPOINT"),
+        env("BERTH_TEST_S3_BUCKET")
+    );
+    let empty_body = sha256(b"");
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "-H"])
+        .arg(format!(
+            "x-amz-content-sha256: {}",
+            empty_body.trim_start_matches("sha256:")
+        ))
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!(
+            "{}:{}",
+            env("AWS_ACCESS_KEY_ID"),
+            env("AWS_SECRET_ACCESS_KEY")
+        ))
+        .arg(&url)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "ListMultipartUploads: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = String::from_utf8_lossy(&out.stdout);
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>"))
+        .map(|(key, _)| {
+            key.trim_start_matches(prefix)
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect()
 }

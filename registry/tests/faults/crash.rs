@@ -7,7 +7,7 @@ use super::*;
 /// gc leaves no staging file or session-less upload data behind.
 #[tokio::test]
 async fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
-    let mut server = Server::start();
+    let mut server = Server::start_local(&[]);
     let base = server.base.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
@@ -105,7 +105,7 @@ async fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
         .filter(|p| p.to_string_lossy().contains('#'))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
-    let out = berth(&server.data_dir, &["gc", "--grace-seconds", "0"]);
+    let out = server.stores().berth(&["gc", "--grace-seconds", "0"]);
     assert!(out.contains("staging files"), "{out}");
     assert!(files_under(&storage.join("staging")).is_empty());
     assert!(files_under(&storage.join("uploads")).is_empty());
@@ -116,7 +116,7 @@ async fn kill_9_during_concurrent_pushes_loses_nothing_acknowledged() {
 /// reported; younger leftovers and live sessions are kept.
 #[tokio::test]
 async fn gc_reclaims_crash_leftovers_older_than_the_grace_period() {
-    let server = Server::start();
+    let server = Server::start_local(&[]);
     let c = Client::new(&server);
     c.push_image("left/app", "v1", b"a layer").await;
     let r = c
@@ -149,14 +149,14 @@ async fn gc_reclaims_crash_leftovers_older_than_the_grace_period() {
     let young = storage.join("staging/fedcba9876543210");
     std::fs::write(&young, b"in flight").unwrap();
 
-    let out = berth(&server.data_dir, &["gc", "--dry-run"]);
+    let out = server.stores().berth(&["gc", "--dry-run"]);
     assert!(
         out.contains("would delete")
             && out.contains("1 staging files (3 bytes), 1 abandoned uploads"),
         "{out}"
     );
     assert!(staged.exists() && orphan.exists());
-    let out = berth(&server.data_dir, &["gc"]);
+    let out = server.stores().berth(&["gc"]);
     assert!(
         out.contains("1 staging files (3 bytes), 1 abandoned uploads"),
         "{out}"

@@ -2,7 +2,7 @@
 //! this file needs root to mount it), kill -9 while clients push, slow and
 //! stalled clients, too many connections, and the leftovers of a crash. For
 //! each: what the client is told, what is kept, and that the registry heals
-//! without a restart.
+//! without a restart. And on PostgreSQL + S3, either store going away.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -81,23 +81,6 @@ fn metric(metrics: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn berth(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("BERTH_LOG", "warn")
-        .output()
-        .expect("run berth");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// A connection that sends its request head one byte a second.
 fn slowloris(addr: &str) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
@@ -121,3 +104,4 @@ fn closed_by_server(s: &mut TcpStream) -> bool {
 mod clients;
 mod crash;
 mod disk;
+mod outages;

@@ -6,7 +6,7 @@ use super::*;
 async fn gc_removes_exactly_what_nothing_reaches() {
     let server = Server::start();
     let reg = Reg::new(&server);
-    let dir = server.data_dir.clone();
+    let dir = server.stores();
     let shared = layer("shared", 3000);
     let (a1, a2, b1, c1, orphan) = (
         layer("a1", 1000),
@@ -140,7 +140,7 @@ async fn gc_removes_exactly_what_nothing_reaches() {
 async fn gc_in_a_loop_while_clients_push_and_pull() {
     let server = Server::start();
     let reg = Reg::new(&server);
-    let dir = server.data_dir.clone();
+    let dir = server.stores();
     let stop = Arc::new(AtomicBool::new(false));
 
     let gc_loop = {
@@ -248,7 +248,7 @@ async fn gc_runs_inside_the_server_on_a_schedule() {
     let layer = &image.blobs[1].0;
     let deadline = Instant::now() + Duration::from_secs(20);
     // The bytes go, and the run is logged (just after).
-    while blobs_on_disk(&server.data_dir).contains_key(layer)
+    while blobs_on_disk(&server.stores()).contains_key(layer)
         || !server.log().contains("gc finished")
     {
         assert!(

@@ -8,12 +8,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, sha256};
+use common::{Server, Stores, sha256};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -184,56 +183,38 @@ impl Reg {
     }
 }
 
-/// Runs a `berth` maintenance subcommand on a data directory; returns stdout.
-fn berth(data_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("BERTH_LOG", "warn")
-        .output()
-        .expect("run berth");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+/// Runs a `berth` maintenance subcommand on a server's stores; returns stdout.
+fn berth(stores: &Stores, args: &[&str]) -> String {
+    stores.berth(args)
 }
 
-fn usage(data_dir: &Path, extra: &[&str]) -> Value {
+fn usage(stores: &Stores, extra: &[&str]) -> Value {
     let mut args = vec!["usage", "--json"];
     args.extend_from_slice(extra);
-    serde_json::from_str(&berth(data_dir, &args)).expect("usage JSON")
+    serde_json::from_str(&berth(stores, &args)).expect("usage JSON")
 }
 
-/// Every blob file under the storage directory: digest -> size.
-fn blobs_on_disk(data_dir: &Path) -> BTreeMap<String, u64> {
-    let mut found = BTreeMap::new();
-    let root = data_dir.join("storage/blobs");
-    let Ok(algs) = std::fs::read_dir(&root) else {
-        return found;
-    };
-    for alg in algs.flatten() {
-        for prefix in std::fs::read_dir(alg.path()).unwrap().flatten() {
-            for file in std::fs::read_dir(prefix.path()).unwrap().flatten() {
-                let name = format!(
-                    "{}:{}",
-                    alg.file_name().to_string_lossy(),
-                    file.file_name().to_string_lossy()
-                );
-                found.insert(name, file.metadata().unwrap().len());
+/// Every blob in the blob store: `alg:hex` -> size.
+fn blobs_on_disk(stores: &Stores) -> BTreeMap<String, u64> {
+    stores
+        .objects()
+        .into_iter()
+        .filter_map(|(key, size)| {
+            let mut parts = key.split('/');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("blobs"), Some(alg), Some(_), Some(hex)) => {
+                    Some((format!("{alg}:{hex}"), size))
+                }
+                _ => None,
             }
-        }
-    }
-    found
+        })
+        .collect()
 }
 
 /// The metadata's count and bytes of stored blobs equal what is on disk.
-fn assert_storage_matches_metadata(data_dir: &Path) -> BTreeMap<String, u64> {
-    let disk = blobs_on_disk(data_dir);
-    let u = usage(data_dir, &[]);
+fn assert_storage_matches_metadata(stores: &Stores) -> BTreeMap<String, u64> {
+    let disk = blobs_on_disk(stores);
+    let u = usage(stores, &[]);
     assert_eq!(
         u["stored_blobs"].as_u64().unwrap(),
         disk.len() as u64,

@@ -86,7 +86,7 @@ async fn quotas_refuse_pushes_past_the_limit() {
         "{err}"
     );
 
-    let u = usage(&server.data_dir, &["--policy-file", &policy]);
+    let u = usage(&server.stores(), &["--policy-file", &policy]);
     let q = u["quotas"]
         .as_array()
         .unwrap()

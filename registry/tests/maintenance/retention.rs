@@ -6,7 +6,7 @@ use super::*;
 async fn retention_on_a_repository_with_hundreds_of_tags() {
     let server = Server::start();
     let reg = Reg::new(&server);
-    let dir = server.data_dir.clone();
+    let dir = server.stores();
 
     // 300 builds, 5 releases and `latest`, pushed in order (distinct manifests).
     let mut order = Vec::new();
@@ -136,7 +136,7 @@ async fn retention_rules_from_the_policy_file() {
         .await
         .unwrap();
     // No --repository, no rule flags: the policy file says what and where.
-    let out = berth(&server.data_dir, &["retention", "--policy-file", &policy]);
+    let out = berth(&server.stores(), &["retention", "--policy-file", &policy]);
     assert!(out.contains("deleted: 2 tags"), "{out}");
     assert_eq!(list_tags(&reg, "team/svc").await, ["c", "d", "v1"]);
     assert_eq!(list_tags(&reg, "other/svc").await, ["a"]);
