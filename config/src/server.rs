@@ -243,6 +243,12 @@ pub struct ServerConfig {
     #[arg(long, env = "BERTH_SHUTDOWN_TIMEOUT_SECONDS")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout_seconds: Option<u64>,
+    /// Seconds between SIGTERM and no longer accepting connections, with
+    /// /readyz answering 503 meanwhile: the time a load balancer (a
+    /// Kubernetes Service) takes to stop sending new requests [default: 0].
+    #[arg(long, env = "BERTH_SHUTDOWN_DELAY_SECONDS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_delay_seconds: Option<u64>,
 
     /// Per-repository settings (quota, immutable tags, retention) that hold
     /// whether or not access control is on; the policy file may add more.
@@ -308,6 +314,7 @@ impl ServerConfig {
             max_connections,
             max_connections_per_client,
             shutdown_timeout_seconds,
+            shutdown_delay_seconds,
         );
         merged.s3 = self.s3.over(file.s3);
         merged.repositories = file.repositories;
@@ -377,6 +384,7 @@ impl ServerConfig {
             shutdown_timeout_seconds: self
                 .shutdown_timeout_seconds
                 .or(Some(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS)),
+            shutdown_delay_seconds: self.shutdown_delay_seconds.or(Some(0)),
             repositories: self.repositories,
         }
     }

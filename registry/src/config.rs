@@ -88,6 +88,9 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     pub gc: GcConfig,
     pub limits: Limits,
+    /// Between SIGTERM and closing the listener, /readyz says 503 while
+    /// requests are still served.
+    pub shutdown_delay: Duration,
     /// Per-repository settings of the config file (the policy file, if
     /// any, adds its own).
     pub repositories: Vec<RepositorySettings>,
@@ -156,6 +159,7 @@ impl Config {
                 max_connections_per_client: c.max_connections_per_client.unwrap_or(0),
                 shutdown_timeout: seconds(c.shutdown_timeout_seconds),
             },
+            shutdown_delay: seconds(c.shutdown_delay_seconds),
             repositories: c.repositories,
         }
     }

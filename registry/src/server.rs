@@ -145,6 +145,7 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
     Ok(AppState {
         registry: Arc::new(Registry::new(meta, blobs, settings)),
         access,
+        stopping: Arc::default(),
     })
 }
 
@@ -187,11 +188,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if config.log_format == LogFormat::Text {
         eprintln!("{}", banner(&config, api_addr, metrics_addr));
     }
+    let stopping = state.stopping.clone();
+    let delay = config.shutdown_delay;
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Out of the load balancer first, then stop accepting.
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_seconds = delay.as_secs(),
+                "shutting down: /readyz says so; still serving until the delay has passed"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    };
     http::server::serve(
         listener,
         http::router(state),
         config.limits.clone(),
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     registry.meta.close().await;

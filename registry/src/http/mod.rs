@@ -23,6 +23,7 @@ mod token;
 mod uploads;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -45,6 +46,9 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// None: access control is off.
     pub access: Option<Arc<AccessControl>>,
+    /// Set on SIGTERM: /readyz answers 503 so that load balancers stop
+    /// sending requests before the listener closes.
+    pub stopping: Arc<AtomicBool>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -108,6 +112,9 @@ async fn token_endpoint(State(state): State<AppState>, request: Request) -> Resp
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
+    if state.stopping.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
     // Both stores must answer: a replica whose database or bucket is gone
     // is taken out of the Service until they come back.
     let (meta, blobs) = tokio::join!(state.registry.meta.ping(), state.registry.blobs.ping());

@@ -105,3 +105,4 @@ mod clients;
 mod crash;
 mod disk;
 mod outages;
+mod shutdown;

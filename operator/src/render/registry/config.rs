@@ -82,6 +82,7 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
         max_connections: None,
         max_connections_per_client: None,
         shutdown_timeout_seconds: None,
+        shutdown_delay_seconds: None,
         // Per-repository settings come from the Repositories, in the policy
         // file (reloaded without a restart).
         repositories: Vec::new(),
