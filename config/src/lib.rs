@@ -9,13 +9,15 @@
 //! - [`policy`]: the policy file (robots, groups, rules);
 //! - [`repository`]: per-repository settings (quota, immutable tags,
 //!   retention), in the policy file or the config file;
-//! - [`env`]: environment variable names.
+//! - [`env`]: environment variable names;
+//! - [`readyz`]: the bodies of `GET /readyz` (the operator reads them).
 //!
 //! Only data and its validation live here: no I/O beyond reading a file,
 //! no behaviour of either binary.
 
 pub mod env;
 pub mod policy;
+pub mod readyz;
 pub mod repository;
 pub mod server;
 
