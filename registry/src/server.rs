@@ -132,7 +132,7 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
     let access = match &config.auth {
         Some(auth) => {
             let policy = Watched::load(&auth.policy_file, Policy::load)?;
-            let access = AccessControl::open(auth, policy)?;
+            let access = AccessControl::open(auth, policy, meta.clone())?;
             access.watch_files();
             tracing::info!(policy = %auth.policy_file.display(), "access control on");
             Some(Arc::new(access))

@@ -155,3 +155,64 @@ async fn a_tag_moved_on_one_process_is_seen_by_the_other_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Failed logins are counted in the shared database: a correct login on
+/// one process clears the count on both, and ten wrong passwords spread
+/// over two processes lock the user out of both.
+#[tokio::test]
+async fn failed_logins_count_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "groups:\n  dev: [alice]\nrules:\n  - repositories: [\"*\"]\n    subjects: [\"group:dev\"]\n    actions: [pull, push]\n",
+    )
+    .unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("alice-pw", 5).unwrap();
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let key = dir.path().join("token-key.pem");
+    let args = [
+        "--policy-file",
+        policy.to_str().unwrap(),
+        "--htpasswd-file",
+        htpasswd.to_str().unwrap(),
+        "--token-key-file",
+        key.to_str().unwrap(),
+    ];
+    let backend = postgres_s3_args();
+    let a = Server::start_on_backend(backend.clone(), &args);
+    let b = Server::start_on_backend(backend, &args);
+    let http = reqwest::Client::new();
+    let catalog = |server: &Server, password: &str| {
+        http.get(server.url("/v2/_catalog"))
+            .basic_auth("alice", Some(password))
+            .send()
+    };
+
+    let fail = |count: usize| {
+        let (a, b, catalog) = (&a, &b, &catalog);
+        async move {
+            for i in 0..count {
+                let server = if i % 2 == 0 { a } else { b };
+                let r = catalog(server, "wrong").await.unwrap();
+                assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+            }
+        }
+    };
+    // Nine failures, then a correct login on one process: the count is
+    // cleared for both (nine more would otherwise pass the limit of ten).
+    fail(9).await;
+    let r = catalog(&a, "alice-pw").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    fail(9).await;
+    let r = catalog(&b, "alice-pw").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Ten, spread over both: locked out of both.
+    fail(10).await;
+    for server in [&a, &b] {
+        let r = catalog(server, "alice-pw").await.unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().contains_key("retry-after"));
+    }
+}

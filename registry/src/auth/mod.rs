@@ -63,6 +63,7 @@ impl AccessControl {
     pub fn open(
         config: &crate::config::AuthConfig,
         policy: Watched<Policy>,
+        store: std::sync::Arc<dyn crate::meta::MetaStore>,
     ) -> Result<Self, AuthError> {
         Ok(Self {
             policy,
@@ -77,7 +78,11 @@ impl AccessControl {
                 &config.token_service,
                 config.token_expiry,
             )?,
-            limiter: FailureLimiter::new(MAX_FAILED_LOGINS, std::time::Duration::from_secs(60)),
+            limiter: FailureLimiter::new(
+                MAX_FAILED_LOGINS,
+                std::time::Duration::from_secs(60),
+                store,
+            ),
             refusals: Refusals::default(),
             public_url: config.public_url.clone(),
         })

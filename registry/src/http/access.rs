@@ -93,9 +93,11 @@ pub async fn login(
     password: String,
     endpoint: &'static str,
 ) -> Result<Identity, ApiError> {
-    if let Some(ip) = client
-        && let Err(wait) = access.limiter.check(ip, &user)
-    {
+    let had_failures = match client {
+        Some(ip) => access.limiter.check(ip, &user).await,
+        None => Ok(false),
+    };
+    if let Err(wait) = had_failures {
         crate::metrics::AUTH_RATE_LIMITED
             .with_label_values(&[endpoint])
             .inc();
@@ -116,14 +118,16 @@ pub async fn login(
         .map_err(ApiError::internal)?;
     match identity {
         Some(identity) => {
-            if let Some(ip) = client {
-                access.limiter.record_success(ip, &name);
+            // Only a key with failures has anything to clear: no write
+            // per successful login.
+            if let (Some(ip), Ok(true)) = (client, had_failures) {
+                access.limiter.record_success(ip, &name).await;
             }
             Ok(identity)
         }
         None => {
             if let Some(ip) = client {
-                access.limiter.record_failure(ip, &name);
+                access.limiter.record_failure(ip, &name).await;
             }
             crate::metrics::AUTH_FAILURES
                 .with_label_values(&[endpoint])

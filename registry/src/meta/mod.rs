@@ -9,6 +9,7 @@
 mod blobs;
 mod change_signal;
 mod gc;
+mod logins;
 mod manifest_cache;
 mod manifests;
 pub mod postgres;
@@ -23,6 +24,7 @@ mod uploads;
 
 pub use blobs::{BlobMeta, Claim};
 pub use gc::{DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, RepoSweep, SweepRules};
+pub use logins::{LoginFailures, LoginMeta};
 pub use manifests::{ManifestMeta, ManifestRecord, NewManifest, Reference, Referrer};
 pub use postgres::PostgresMeta;
 pub use repositories::RepositoryMeta;
@@ -121,6 +123,7 @@ pub trait MetaStore:
     + RetentionMeta
     + GcMeta
     + StatsMeta
+    + LoginMeta
     + 'static
 {
 }
@@ -134,6 +137,7 @@ impl<T> MetaStore for T where
         + RetentionMeta
         + GcMeta
         + StatsMeta
+        + LoginMeta
         + 'static
 {
 }

@@ -1398,6 +1398,51 @@ async fn closed_store_is_unavailable(meta: &dyn MetaStore) {
     assert!(MetaError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
 }
 
+async fn login_failures(meta: &dyn MetaStore) {
+    let window = 60_000;
+    assert_eq!(meta.login_failures("1.2.3.4\nalice").await.unwrap(), None);
+    for n in 1..=3 {
+        meta.record_login_failure("1.2.3.4\nalice", 1_000 + n, window)
+            .await
+            .unwrap();
+    }
+    let f = meta
+        .login_failures("1.2.3.4\nalice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.failures, f.window_start_ms), (3, 1_001));
+    // Another key is its own count.
+    meta.record_login_failure("1.2.3.4\nbob", 2_000, window)
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.login_failures("1.2.3.4\nbob")
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        1
+    );
+    // A failure after the window starts it again, and ended windows of
+    // other keys are forgotten.
+    meta.record_login_failure("1.2.3.4\nalice", 1_001 + window, window)
+        .await
+        .unwrap();
+    let f = meta
+        .login_failures("1.2.3.4\nalice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.failures, f.window_start_ms), (1, 1_001 + window));
+    meta.record_login_failure("9.9.9.9\ncarol", 2_001 + window, window)
+        .await
+        .unwrap();
+    assert_eq!(meta.login_failures("1.2.3.4\nbob").await.unwrap(), None);
+    meta.clear_login_failures("1.2.3.4\nalice").await.unwrap();
+    assert_eq!(meta.login_failures("1.2.3.4\nalice").await.unwrap(), None);
+}
+
 // ------------------------------------------------------- every backend
 
 macro_rules! every_backend {
@@ -1444,6 +1489,7 @@ every_backend!(
     stats_usage_and_runs,
     manifest_cache_follows_changes,
     closed_store_is_unavailable,
+    login_failures,
 );
 
 // ------------------------------------------------------- PostgreSQL

@@ -100,6 +100,7 @@ macro_rules! transaction {
 
 mod blobs;
 mod gc;
+mod logins;
 mod manifests;
 mod notify;
 mod quotas;

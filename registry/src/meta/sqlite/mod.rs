@@ -9,6 +9,7 @@
 
 mod blobs;
 mod gc;
+mod logins;
 mod manifests;
 mod quotas;
 mod repositories;
