@@ -111,6 +111,9 @@ async fn client() -> Client {
         std::env::var_os("KUBECONFIG").is_some(),
         "KUBECONFIG is not set: run these through tests/cluster/run-operator-tests.sh"
     );
+    // The registry (a dev-dependency) brings rustls' aws-lc-rs provider
+    // too: with two, rustls picks none by itself (as in the operator's cli).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::try_default()
         .await
         .expect("connect to the test cluster")
