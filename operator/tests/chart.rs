@@ -601,6 +601,8 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
     // Signing-key and robot Secrets: get_opt, create (PostParams), get.
     add("", "secrets", "get");
     add("", "secrets", "create");
+    // controller/registry/readiness.rs: the Registry's pods, listed by label.
+    add("", "pods", "list");
     // controller/repository/pull_secrets.rs: get_opt, list, replace.
     add("", "serviceaccounts", "get");
     add("", "serviceaccounts", "list");

@@ -1135,3 +1135,421 @@ async fn metrics_healthz_and_graceful_shutdown_releases_the_lease() {
     let l = leases.get("berth-operator-shutdown").await.expect("lease");
     assert_eq!(l.spec.and_then(|s| s.holder_identity), None);
 }
+
+/// The Secrets of a Registry on PostgreSQL and S3 (their content is never
+/// used: no pod runs here).
+async fn ha_secrets(client: &Client, ns: &str) {
+    create_secret(
+        client,
+        ns,
+        "s3",
+        &[("accessKeyId", "berth"), ("secretAccessKey", "secret")],
+    )
+    .await;
+    create_secret(
+        client,
+        ns,
+        "pg",
+        &[("url", "postgres://berth:secret@postgres.db:5432/berth")],
+    )
+    .await;
+}
+
+fn ha_spec(replicas: i32) -> serde_json::Value {
+    json!({"replicas": replicas,
+           "storage": {"s3": {"bucket": "blobs", "endpoint": "http://versitygw.storage:7070", "credentialsSecret": "s3"}},
+           "database": {"postgres": {"urlSecret": {"name": "pg"}}}})
+}
+
+/// Waits until a reconcile has run since now: deletes the (owned, watched)
+/// ConfigMap and waits for the operator to make it again.
+async fn a_reconcile_later(client: &Client, ns: &str) {
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let before = cms.get("hub-config").await.expect("config map").uid();
+    cms.delete("hub-config", &DeleteParams::default())
+        .await
+        .expect("delete config map");
+    wait_for("the ConfigMap made again", || {
+        let cms = cms.clone();
+        let before = before.clone();
+        async move {
+            let cm = cms.get_opt("hub-config").await.ok()??;
+            (cm.uid() != before).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replicas_on_postgres_and_s3_one_key_a_budget_and_scaling_without_restarts() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "ha";
+    namespace(&client, ns).await;
+    ha_secrets(&client, ns).await;
+    let _op = Operator::start(&[]);
+    create_registry(&client, ns, "hub", ha_spec(3)).await;
+    registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+
+    // A Deployment of 3 that rolls a new pod in before an old one goes.
+    let deps = Api::<Deployment>::namespaced(client.clone(), ns);
+    let dep = get_when(&deps, "hub").await;
+    let spec = dep.spec.clone().expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let strategy = spec.strategy.clone().expect("strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let rolling = strategy.rolling_update.expect("rollingUpdate");
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+    assert_eq!(
+        rolling.max_surge,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let pod = spec.template.spec.clone().expect("pod");
+    assert_eq!(pod.termination_grace_period_seconds, Some(45));
+    let data = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "data")
+        .expect("data volume");
+    assert!(data.empty_dir.is_some() && data.persistent_volume_claim.is_none());
+    assert!(
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+            .get_opt("hub-data")
+            .await
+            .expect("get")
+            .is_none(),
+        "no claim on PostgreSQL and S3"
+    );
+    let cm = get_when(
+        &Api::<ConfigMap>::namespaced(client.clone(), ns),
+        "hub-config",
+    )
+    .await;
+    let config = cm.data.expect("data")["config.yaml"].clone();
+    for line in [
+        "storage: s3",
+        "bucket: blobs",
+        "shutdown_delay_seconds: 5",
+        "shutdown_timeout_seconds: 30",
+        "token_key_file: /etc/berth/token/key.pem",
+    ] {
+        assert!(config.contains(line), "{line:?} not in {config}");
+    }
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns);
+    let pdb = get_when(&pdbs, "hub").await;
+    assert_eq!(
+        pdb.spec.and_then(|s| s.max_unavailable),
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+
+    // One token key, made once and kept across reconciles.
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let key = get_when(&secrets, "hub-token-key").await;
+    let pem = key.data.clone().expect("data")["key.pem"].0.clone();
+    assert!(String::from_utf8_lossy(&pem).starts_with("-----BEGIN PRIVATE KEY-----"));
+    for _ in 0..2 {
+        a_reconcile_later(&client, ns).await;
+    }
+    let again = secrets.get("hub-token-key").await.expect("key");
+    assert_eq!(again.uid(), key.uid(), "the same Secret");
+    assert_eq!(
+        again.resource_version(),
+        key.resource_version(),
+        "never rewritten"
+    );
+    assert_eq!(again.data.expect("data")["key.pem"].0, pem);
+
+    // Scaling changes spec.replicas only: the same pod template, the same
+    // ReplicaSet, no pod replaced.
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), ns);
+    let sets = wait_for("the ReplicaSet", || {
+        let replica_sets = replica_sets.clone();
+        async move {
+            let list = replica_sets.list(&ListParams::default()).await.ok()?;
+            (!list.items.is_empty()).then_some(list.items)
+        }
+    })
+    .await;
+    assert_eq!(sets.len(), 1);
+    let regs = Api::<Registry>::namespaced(client.clone(), ns);
+    for (replicas, budget) in [(2, true), (1, false)] {
+        regs.patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .expect("scale");
+        let scaled = wait_for(&format!("Deployment at {replicas}"), || {
+            let deps = deps.clone();
+            async move {
+                let d = deps.get("hub").await.ok()?;
+                (d.spec.as_ref()?.replicas == Some(replicas)).then_some(d)
+            }
+        })
+        .await;
+        let mut scaled_spec = scaled.spec.expect("spec");
+        assert_eq!(
+            scaled_spec.template, spec.template,
+            "pod template unchanged"
+        );
+        scaled_spec.replicas = spec.replicas;
+        assert_eq!(scaled_spec, spec, "only spec.replicas changed");
+        if budget {
+            get_when(&pdbs, "hub").await;
+        } else {
+            gone(&pdbs, "hub").await;
+        }
+        let now = replica_sets
+            .list(&ListParams::default())
+            .await
+            .expect("replica sets");
+        assert_eq!(now.items.len(), 1, "no new ReplicaSet");
+        assert_eq!(now.items[0].uid(), sets[0].uid(), "the same ReplicaSet");
+        let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+        assert!(
+            reg.status
+                .expect("status")
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready"
+                    && c.message
+                        .contains(&format!("0 of {replicas} registry pods"))),
+            "status follows the scale"
+        );
+    }
+
+    // Back to the embedded database on one replica: a claim, one pod at a time.
+    regs.patch(
+        "hub",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"database": null}})),
+    )
+    .await
+    .expect("drop postgres");
+    get_when(
+        &Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
+        "hub-data",
+    )
+    .await;
+    wait_for("Recreate", || {
+        let deps = deps.clone();
+        async move {
+            let d = deps.get("hub").await.ok()?;
+            let s = d.spec?.strategy?;
+            (s.type_.as_deref() == Some("Recreate") && s.rolling_update.is_none()).then_some(())
+        }
+    })
+    .await;
+}
+
+/// A stand-in for a registry pod's `/readyz` on 127.0.0.1: answers every
+/// request with the status and body set last.
+struct FakeReadyz {
+    port: u16,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeReadyz {
+    async fn start(status: u16, body: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((status, body.to_string())));
+        let shared = answer.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (status, body) = shared.lock().expect("answer").clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf).await;
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        FakeReadyz { port, answer, task }
+    }
+
+    fn answer(&self, status: u16, body: &str) {
+        *self.answer.lock().expect("answer") = (status, body.to_string());
+    }
+}
+
+impl Drop for FakeReadyz {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// No kubelet runs here: a Pod with the registry's labels is made to look
+/// running and unready at 127.0.0.1, where a stand-in answers its /readyz
+/// as `berth serve` does; the status names the failing dependency, and a
+/// Warning Event says it once.
+#[tokio::test]
+async fn unready_pods_say_which_dependency_is_down() {
+    use k8s_openapi::api::core::v1::Pod;
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "outage";
+    namespace(&client, ns).await;
+    ha_secrets(&client, ns).await;
+    let readyz = FakeReadyz::start(503, "metadata store unreachable").await;
+    let _op = Operator::start(&[]);
+    create_registry(&client, ns, "hub", ha_spec(2)).await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    let uid = reg.uid().expect("uid");
+
+    // The pod: the Deployment's labels, controlled by the Registry (so that
+    // its ReplicaSet does not adopt it), its http port the stand-in's.
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": "hub-replica-a",
+            "labels": {
+                "app.kubernetes.io/name": "berth",
+                "app.kubernetes.io/instance": "hub",
+                "app.kubernetes.io/component": "registry",
+            },
+            "ownerReferences": [{
+                "apiVersion": "berth.dev/v1alpha1", "kind": "Registry", "name": "hub",
+                "uid": uid, "controller": true,
+            }],
+        },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": "registry", "image": "berth:test",
+                "ports": [{"name": "http", "containerPort": readyz.port}],
+            }],
+        },
+    }))
+    .expect("pod");
+    wait_for("the Pod created", || {
+        let pods = pods.clone();
+        let pod = pod.clone();
+        // (Retried until the namespace's default ServiceAccount exists.)
+        async move { pods.create(&PostParams::default(), &pod).await.ok() }
+    })
+    .await;
+    pods.patch_status(
+        "hub-replica-a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "conditions": [{"type": "Ready", "status": "False"}],
+        }})),
+    )
+    .await
+    .expect("pod status");
+    let regs = Api::<Registry>::namespaced(client.clone(), ns);
+    let nudge = |n: u32| {
+        let regs = regs.clone();
+        async move {
+            regs.patch(
+                "hub",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"test/nudge": n.to_string()}}})),
+            )
+            .await
+            .expect("annotate");
+        }
+    };
+    nudge(1).await;
+
+    let reg = registry_condition(&client, ns, "hub", "Degraded", "DatabaseUnreachable").await;
+    let conditions = reg.status.expect("status").conditions;
+    let degraded = conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("degraded");
+    assert_eq!(degraded.status, "True");
+    assert!(
+        degraded.message.starts_with(
+            "PostgreSQL (the URL in Secret pg, key url) does not answer pod hub-replica-a"
+        ),
+        "{}",
+        degraded.message
+    );
+    let ready = conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DatabaseUnreachable")
+    );
+    let events = Api::<Event>::namespaced(client.clone(), ns);
+    let warnings = |reason: &'static str| {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            // Repeats of one Event are a series on it (the Recorder).
+            let n: i32 = list
+                .items
+                .iter()
+                .filter(|e| e.type_.as_deref() == Some("Warning"))
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+                .sum();
+            (n > 0).then_some(n)
+        }
+    };
+    wait_for("a DatabaseUnreachable Warning", || {
+        warnings("DatabaseUnreachable")
+    })
+    .await;
+
+    // The bucket instead.
+    readyz.answer(503, "blob store unreachable");
+    nudge(2).await;
+    let reg = registry_condition(&client, ns, "hub", "Degraded", "StorageUnreachable").await;
+    let degraded = reg
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("degraded");
+    assert!(
+        degraded.message.starts_with(
+            "bucket blobs at http://versitygw.storage:7070 does not answer pod hub-replica-a"
+        ),
+        "{}",
+        degraded.message
+    );
+    wait_for("a StorageUnreachable Warning", || {
+        warnings("StorageUnreachable")
+    })
+    .await;
+
+    // Both back (the pod about to turn ready): nothing blamed.
+    readyz.answer(200, "ready");
+    nudge(3).await;
+    registry_condition(&client, ns, "hub", "Degraded", "AsExpected").await;
+    registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    // A pod shutting down blames nothing either.
+    readyz.answer(503, "shutting down");
+    nudge(4).await;
+    a_reconcile_later(&client, ns).await;
+    registry_condition(&client, ns, "hub", "Degraded", "AsExpected").await;
+    // Still one Warning per outage.
+    assert_eq!(
+        warnings("DatabaseUnreachable").await.unwrap_or_default(),
+        1,
+        "one DatabaseUnreachable Warning"
+    );
+}

@@ -58,7 +58,14 @@ fn crds_carry_names_columns_status_and_rules() {
         .collect();
     assert_eq!(
         cols,
-        ["Endpoint", "Replicas", "Ready Replicas", "Ready", "Age"]
+        [
+            "Endpoint",
+            "Replicas",
+            "Ready Replicas",
+            "Ready",
+            "Reason",
+            "Age"
+        ]
     );
     let text = reg.to_string();
     assert!(text.contains("more than one replica needs shared storage"));

@@ -208,7 +208,7 @@ fn registry_conditions_follow_the_rollout() {
 
     let rolling = Rollout::of(Some(&deployment(2, 1, 1, 0)));
     assert!(!rolling.complete(1));
-    let c = registry_conditions(&reg, rolling, "10.0.0.7:5000", hash, &[]);
+    let c = registry_conditions(&reg, rolling, "10.0.0.7:5000", hash, &[], None);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -224,10 +224,10 @@ fn registry_conditions_follow_the_rollout() {
         progressing.message,
         "0 of 1 pods run the current config 0123456789ab"
     );
-    assert!(!registry_settled(&reg, rolling, &[]));
+    assert!(!registry_settled(&reg, rolling, &[], None));
 
     let done = Rollout::of(Some(&deployment(2, 2, 1, 1)));
-    let c = registry_conditions(&reg, done, "10.0.0.7:5000", hash, &[]);
+    let c = registry_conditions(&reg, done, "10.0.0.7:5000", hash, &[], None);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -242,11 +242,11 @@ fn registry_conditions_follow_the_rollout() {
         "Deployment team-a/hub runs config 0123456789ab"
     );
     assert_eq!(condition_of(&c, "Degraded").reason, "AsExpected");
-    assert!(registry_settled(&reg, done, &[]));
+    assert!(registry_settled(&reg, done, &[], None));
 
     // What was kept against the spec: Degraded, and looked at again soon.
     let notes = vec!["claim kept".to_string()];
-    let c = registry_conditions(&reg, done, "e", hash, &notes);
+    let c = registry_conditions(&reg, done, "e", hash, &notes, None);
     let degraded = condition_of(&c, "Degraded");
     assert_eq!(
         (
@@ -256,10 +256,10 @@ fn registry_conditions_follow_the_rollout() {
         ),
         ("True", "PartiallyApplied", "claim kept")
     );
-    assert!(!registry_settled(&reg, done, &notes));
+    assert!(!registry_settled(&reg, done, &notes, None));
 
     let zero = registry("replicas: 0\n");
-    let c = registry_conditions(&zero, Rollout::default(), "e", hash, &[]);
+    let c = registry_conditions(&zero, Rollout::default(), "e", hash, &[], None);
     assert_eq!(condition_of(&c, "Ready").reason, "ScaledToZero");
     assert_eq!(condition_of(&c, "Progressing").reason, "RolloutComplete");
 }

@@ -229,6 +229,8 @@ fn config_file_has_only_fields_berth_serve_reads() {
             "token_key_file",
             "token_issuer",
             "token_expiry_seconds",
+            "shutdown_timeout_seconds",
+            "shutdown_delay_seconds",
         ]
     );
     assert_eq!(value["policy_file"], "/etc/berth/policy.yaml");
@@ -347,9 +349,31 @@ fn storage_volume_or_s3() {
         .data_claim
         .expect("claim");
     assert!(pvc.metadata.owner_references.is_none());
-    // S3: no claim, an emptyDir, credentials from the Secret.
+    // S3 alone: the embedded database still needs a disk (a default claim),
+    // and one pod at a time.
     let o = render(&registry(
         "storage: {s3: {bucket: b, credentialsSecret: s3creds}}\n",
+    ));
+    let pvc = o.data_claim.expect("a claim for the embedded database");
+    assert_eq!(
+        pvc.spec
+            .and_then(|s| s.resources)
+            .and_then(|r| r.requests)
+            .expect("req")["storage"]
+            .0,
+        "10Gi"
+    );
+    let spec = o.deployment.spec.unwrap();
+    assert_eq!(
+        spec.strategy.and_then(|s| s.type_).as_deref(),
+        Some("Recreate")
+    );
+    // PostgreSQL alone: the blobs need the claim.
+    let o = render(&registry("database: {postgres: {urlSecret: {name: pg}}}\n"));
+    assert!(o.data_claim.is_some());
+    // S3 and PostgreSQL: no claim, an emptyDir, credentials from the Secret.
+    let o = render(&registry(
+        "storage: {s3: {bucket: b, credentialsSecret: s3creds}}\ndatabase: {postgres: {urlSecret: {name: pg}}}\n",
     ));
     assert!(o.data_claim.is_none());
     let pod = o.deployment.spec.unwrap().template.spec.unwrap();

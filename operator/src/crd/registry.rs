@@ -49,6 +49,12 @@ use super::{Condition, DatabaseSpec, IngressSpec, ServiceSpec, StorageSpec};
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        description = "Why Ready is what it is: Available, PodsNotReady, DatabaseUnreachable, StorageUnreachable or a spec problem",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -58,7 +64,9 @@ use super::{Condition, DatabaseSpec, IngressSpec, ServiceSpec, StorageSpec};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySpec {
-    /// Number of registry pods. More than one needs S3 storage and PostgreSQL.
+    /// Number of registry pods. More than one needs S3 storage and
+    /// PostgreSQL; with both, pods keep nothing of their own, roll one new
+    /// pod at a time before an old one stops, and scaling restarts none.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 100))]
     pub replicas: i32,

@@ -64,12 +64,31 @@ fn default_access_modes() -> Vec<String> {
 pub struct S3Storage {
     /// Bucket name.
     pub bucket: String,
-    /// Endpoint URL for S3-compatible servers; AWS when absent.
+    /// Endpoint URL for S3-compatible servers (http:// or https://); AWS
+    /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
     /// Region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Key prefix inside the bucket, so that several registries share one
+    /// bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Path-style URLs (endpoint/bucket/key), as most S3-compatible servers
+    /// want; by default true with an endpoint, false on AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Answer blob GETs with a 307 to a presigned URL of the bucket instead
+    /// of streaming the bytes through the registry pods.
+    #[serde(default)]
+    pub redirect: bool,
+    /// Endpoint URL clients reach the bucket at, for the presigned URLs of
+    /// `redirect`; the endpoint when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub public_endpoint: Option<String>,
     /// Secret (same namespace) with keys `accessKeyId` and `secretAccessKey`.
     pub credentials_secret: String,
 }
@@ -86,8 +105,15 @@ pub struct DatabaseSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresSpec {
-    /// Secret (same namespace) holding the connection URL.
+    /// Secret (same namespace) holding the connection URL
+    /// (`postgres://user:password@host:5432/db`).
     pub url_secret: SecretKeyRef,
+    /// Connections each registry pod (and each maintenance job) keeps at
+    /// most; the registry's default (16) when absent. Every replica has its
+    /// own pool: keep replicas x poolSize under the server's max_connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub pool_size: Option<u32>,
 }
 
 /// A key of a Secret in the same namespace.

@@ -1,7 +1,9 @@
 //! The Registry reconciler: the token key, the policy file from its
 //! Repositories, the objects [`render_registry`] makes, and status from the
-//! Deployment's rollout.
+//! Deployment's rollout and, while pods are not ready, from what their
+//! `/readyz` say.
 
+mod readiness;
 mod secrets;
 
 use std::sync::Arc;
@@ -14,21 +16,22 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use super::api::{apply, apply_noted, apply_or_delete, delete_owned};
-use super::events::publish_changes;
+use super::events::{publish, publish_changes};
 use super::reconcile::{self, Reconcile, degraded, failed_apply, write_status};
 use super::{Context, Error, RECHECK, RESYNC};
 use crate::crd::{Condition, Registry, RegistryStatus, Repository};
 use crate::render::{
     self, Changed, Problem, RegistryObjects, RegistryObserved, Rollout, SERVICE_MONITOR_CRD,
-    keep_existing_claim, policy_file, policy_yaml, registry_conditions, registry_settled,
-    registry_status, render_registry, service_monitor_crd_missing, service_monitor_resource,
-    workload_name,
+    keep_existing_claim, outage_is_new, policy_file, policy_yaml, registry_conditions,
+    registry_settled, registry_status, render_registry, service_monitor_crd_missing,
+    service_monitor_resource, should_probe, workload_name,
 };
 
 /// The Registry controller: reconciles on changes of Registries, of the
@@ -107,9 +110,35 @@ async fn reconcile_registry(reg: &Registry, ctx: &Context, ns: &str) -> Result<A
         .get_opt(&objs.deployment.name_any())
         .await?;
     let rollout = Rollout::of(deployment.as_ref());
+    // Pods not ready: ask them which dependency they cannot reach.
+    let outage = if should_probe(reg, rollout) {
+        readiness::outage(reg, ctx, ns).await?
+    } else {
+        None
+    };
+    if let Some(o) = &outage
+        && outage_is_new(o, reg.conditions())
+    {
+        publish(
+            ctx,
+            reg,
+            EventType::Warning,
+            o.reason,
+            o.message.clone(),
+            None,
+        )
+        .await;
+    }
     let cluster_ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
     let endpoint = render::endpoint(reg, cluster_ip);
-    let conditions = registry_conditions(reg, rollout, &endpoint, &objs.config_hash, &notes);
+    let conditions = registry_conditions(
+        reg,
+        rollout,
+        &endpoint,
+        &objs.config_hash,
+        &notes,
+        outage.as_ref(),
+    );
     let observed = RegistryObserved {
         ready_replicas: rollout.ready,
         endpoint,
@@ -117,11 +146,13 @@ async fn reconcile_registry(reg: &Registry, ctx: &Context, ns: &str) -> Result<A
     };
     write_status(reg, ctx, &registry_status(reg, conditions, Some(observed))).await?;
     info!(registry = %reg.name_any(), namespace = %ns, ready = rollout.ready, want = reg.spec.replicas, "reconciled");
-    Ok(Action::requeue(if registry_settled(reg, rollout, &notes) {
-        RESYNC
-    } else {
-        RECHECK
-    }))
+    Ok(Action::requeue(
+        if registry_settled(reg, rollout, &notes, outage.as_ref()) {
+            RESYNC
+        } else {
+            RECHECK
+        },
+    ))
 }
 
 /// Applies every rendered object (removing the optional ones the spec no

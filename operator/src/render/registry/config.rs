@@ -7,7 +7,10 @@ use berth_config::{LogFormat, S3Config, ServerConfig, StorageBackend, env as ber
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 use kube::ResourceExt;
 
-use super::{CONFIG_DIR, DATA_DIR, HTPASSWD_DIR, LISTEN_PORT, METRICS_LISTEN_PORT, TOKEN_DIR};
+use super::{
+    CONFIG_DIR, DATA_DIR, HTPASSWD_DIR, LISTEN_PORT, METRICS_LISTEN_PORT, SHUTDOWN_DELAY_SECONDS,
+    SHUTDOWN_TIMEOUT_SECONDS, TOKEN_DIR,
+};
 use crate::crd::{self, Registry};
 use crate::render::RenderError;
 
@@ -20,9 +23,10 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
         listen: Some(all_addresses(LISTEN_PORT)),
         // `/metrics`, on all addresses: Prometheus scrapes it from outside the pod.
         metrics_listen: Some(all_addresses(METRICS_LISTEN_PORT)),
+        // The claim; an emptyDir with S3 and PostgreSQL, where nothing is
+        // kept in it (the token key is the mounted Secret's, never made here).
         data_dir: Some(DATA_DIR.into()),
-        // Blobs in the bucket when there is one (its credentials come as
-        // AWS_* variables from their Secret), else on the data volume.
+        // Blobs in the bucket when there is one, else on the data volume.
         storage: Some(if reg.spec.storage.s3.is_some() {
             StorageBackend::S3
         } else {
@@ -37,13 +41,24 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
                 bucket: Some(s3.bucket.clone()),
                 endpoint: s3.endpoint.clone(),
                 region: s3.region.clone(),
-                ..Default::default()
+                prefix: s3.prefix.clone(),
+                path_style: s3.path_style,
+                // The credentials come as AWS_* variables from their Secret.
+                access_key_id_file: None,
+                secret_access_key_file: None,
+                redirect: s3.redirect.then_some(true),
+                public_endpoint: s3.public_endpoint.clone(),
             })
             .unwrap_or_default(),
         // The PostgreSQL URL comes as BERTH_DATABASE_URL from its Secret.
         database_url: None,
         database_url_file: None,
-        database_pool_size: None,
+        database_pool_size: reg
+            .spec
+            .database
+            .postgres
+            .as_ref()
+            .and_then(|pg| pg.pool_size),
         database_timeout_seconds: None,
         log_format: Some(match reg.spec.log_format {
             crd::LogFormat::Text => LogFormat::Text,
@@ -81,8 +96,10 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
         send_timeout_seconds: None,
         max_connections: None,
         max_connections_per_client: None,
-        shutdown_timeout_seconds: None,
-        shutdown_delay_seconds: None,
+        // Out of the Service first, then the open requests finish; the
+        // pod's terminationGracePeriodSeconds covers both.
+        shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECONDS),
+        shutdown_delay_seconds: Some(SHUTDOWN_DELAY_SECONDS),
         // Per-repository settings come from the Repositories, in the policy
         // file (reloaded without a restart).
         repositories: Vec::new(),

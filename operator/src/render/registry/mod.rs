@@ -1,12 +1,14 @@
 //! A Registry's desired objects (one file per concern: the config file,
 //! the pod template, the workloads, the network objects), the rules that
-//! keep an existing claim, what the spec needs to work, and its status.
+//! keep an existing claim, what the spec needs to work, what its pods'
+//! `/readyz` say (readiness.rs), and its status.
 
 mod checks;
 mod claim;
 mod config;
 mod network;
 mod pod;
+mod readiness;
 mod status;
 mod workload;
 
@@ -15,6 +17,7 @@ pub use claim::*;
 pub use config::*;
 pub use network::*;
 pub(crate) use pod::maintenance_cronjob;
+pub use readiness::*;
 pub use status::*;
 pub use workload::*;
 
@@ -52,13 +55,34 @@ pub const HTPASSWD_DIR: &str = "/etc/berth/htpasswd";
 pub const CONFIG_HASH_ANNOTATION: &str = "berth.dev/config-hash";
 /// UID/GID the registry runs as (no root).
 pub const RUN_AS: i64 = 65532;
+/// `shutdown_delay_seconds` of the pods: after SIGTERM, /readyz answers 503
+/// while requests are still served, for this long, so that the Service (and
+/// any load balancer in front of it) stops sending new requests to the pod
+/// before its listener closes.
+pub const SHUTDOWN_DELAY_SECONDS: u64 = 5;
+/// `shutdown_timeout_seconds` of the pods: after the delay, in-flight
+/// requests (a large blob, a push) have this long to finish.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
+/// `terminationGracePeriodSeconds`: the delay and the timeout, and a margin
+/// for the process to close its stores and exit before the kubelet kills it.
+pub const TERMINATION_GRACE_SECONDS: i64 =
+    (SHUTDOWN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 10) as i64;
+
+/// Whether the pods keep nothing on a disk of their own: blobs in S3 and
+/// metadata in PostgreSQL. Then there is no claim (the data directory is an
+/// emptyDir), any number of pods serve side by side, and a rollout starts a
+/// new pod before it stops an old one. Otherwise a claim holds the embedded
+/// database and/or the blobs, and one pod at a time uses it.
+pub fn shared_backends(reg: &Registry) -> bool {
+    reg.spec.storage.s3.is_some() && reg.spec.database.postgres.is_some()
+}
 
 /// Every object a Registry becomes (the token key Secret aside: it is
 /// generated once by the controller, see [`token_key_secret`]).
 #[derive(Debug, Clone)]
 pub struct RegistryObjects {
     pub config_map: ConfigMap,
-    /// None when blobs live in S3.
+    /// None with S3 and PostgreSQL ([`shared_backends`]).
     pub data_claim: Option<PersistentVolumeClaim>,
     pub deployment: Deployment,
     pub service: Service,

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::{CONFIG_DIR, DATA_DIR, HTPASSWD_DIR, RUN_AS, TOKEN_DIR, env};
+use super::{CONFIG_DIR, DATA_DIR, HTPASSWD_DIR, RUN_AS, TOKEN_DIR, env, shared_backends};
 use crate::crd::Registry;
 use crate::render::{config_map_name, data_claim_name, default_image, token_key_secret_name};
 
@@ -70,7 +70,7 @@ pub(super) fn volumes_and_mounts(reg: &Registry) -> (Vec<Volume>, Vec<VolumeMoun
             ..volume("token-key")
         },
     ];
-    if reg.spec.storage.s3.is_some() {
+    if shared_backends(reg) {
         volumes.push(Volume {
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..volume("data")

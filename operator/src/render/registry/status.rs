@@ -1,9 +1,11 @@
 //! A Registry's status: Ready and Progressing from its Deployment's rollout,
-//! Degraded from what could not be applied as the spec says.
+//! Degraded from a dependency its pods cannot reach, or from what could not
+//! be applied as the spec says.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Resource, ResourceExt};
 
+use super::Outage;
 use crate::crd::{Condition, Registry, RegistryStatus};
 use crate::render::{condition, degraded_unless_empty, merge_conditions, workload_name};
 
@@ -38,13 +40,15 @@ impl Rollout {
 
 /// Ready, Progressing and Degraded after everything was applied: from the
 /// rollout, the endpoint pods pull from, the config hash the pods should
-/// run, and the notes of what was kept against the spec.
+/// run, the notes of what was kept against the spec, and the dependency the
+/// pods cannot reach, if any ([`super::dependency_outage`]).
 pub fn registry_conditions(
     reg: &Registry,
     rollout: Rollout,
     endpoint: &str,
     config_hash: &str,
     notes: &[String],
+    outage: Option<&Outage>,
 ) -> Vec<Condition> {
     let ns = reg.namespace().unwrap_or_default();
     let deployment = workload_name(&reg.name_any());
@@ -81,6 +85,24 @@ pub fn registry_conditions(
                 format!("Deployment {ns}/{deployment} runs config {hash}"),
             ),
         )
+    } else if let Some(outage) = outage {
+        (
+            condition(
+                "Ready",
+                false,
+                outage.reason,
+                format!(
+                    "{ready} of {want} registry pods are ready: {}",
+                    outage.message
+                ),
+            ),
+            condition(
+                "Progressing",
+                true,
+                "RollingOut",
+                format!("{updated} of {want} pods run the current config {hash}"),
+            ),
+        )
     } else {
         (
             condition(
@@ -99,17 +121,38 @@ pub fn registry_conditions(
             ),
         )
     };
-    vec![
-        ready_c,
-        progressing_c,
-        degraded_unless_empty(notes, "PartiallyApplied"),
-    ]
+    let degraded_c = match outage {
+        // What the pods cannot reach first; what was kept against the spec after.
+        Some(outage) => {
+            let message = std::iter::once(outage.message.as_str())
+                .chain(notes.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("; ");
+            condition("Degraded", true, outage.reason, message)
+        }
+        None => degraded_unless_empty(notes, "PartiallyApplied"),
+    };
+    vec![ready_c, progressing_c, degraded_c]
 }
 
 /// Whether the Registry needs no look before the periodic resync: rolled
-/// out, with nothing kept against the spec.
-pub fn registry_settled(reg: &Registry, rollout: Rollout, notes: &[String]) -> bool {
-    rollout.complete(reg.spec.replicas) && notes.is_empty()
+/// out, with nothing kept against the spec and every dependency answering.
+pub fn registry_settled(
+    reg: &Registry,
+    rollout: Rollout,
+    notes: &[String],
+    outage: Option<&Outage>,
+) -> bool {
+    rollout.complete(reg.spec.replicas) && notes.is_empty() && outage.is_none()
+}
+
+/// Whether `outage` is new: the conditions do not report its reason yet
+/// (so a Warning Event is due; not again while it lasts, whichever pods
+/// say so).
+pub fn outage_is_new(outage: &Outage, conditions: &[Condition]) -> bool {
+    !conditions
+        .iter()
+        .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == outage.reason)
 }
 
 /// What a reconcile that applied everything observed.

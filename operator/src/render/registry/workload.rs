@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
@@ -19,16 +21,21 @@ use super::pod::{
     container_security_context, http_probe, image, maintenance_cronjob, pod_security_context,
     quantities, volumes_and_mounts,
 };
-use super::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONTAINER_PORT, METRICS_PORT, env, registry_meta};
+use super::{
+    CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONTAINER_PORT, METRICS_PORT, TERMINATION_GRACE_SECONDS,
+    env, registry_meta, shared_backends,
+};
 use crate::crd::Registry;
 use crate::render::{
     RenderError, data_claim_name, gc_cronjob_name, labels, selector_labels, workload_name,
 };
 
-/// The data claim, None when blobs live in S3. Its owner reference is left
-/// out when `retainOnDelete` is set, so deleting the Registry keeps it.
+/// The data claim: None with S3 and PostgreSQL ([`shared_backends`]); with
+/// S3 alone it holds the embedded database (the default volume settings).
+/// Its owner reference is left out when `retainOnDelete` is set, so
+/// deleting the Registry keeps it.
 pub fn data_claim(reg: &Registry) -> Result<Option<PersistentVolumeClaim>, RenderError> {
-    if reg.spec.storage.s3.is_some() {
+    if shared_backends(reg) {
         return Ok(None);
     }
     let vol = reg.spec.storage.volume.clone().unwrap_or_default();
@@ -54,6 +61,9 @@ pub fn data_claim(reg: &Registry) -> Result<Option<PersistentVolumeClaim>, Rende
     }))
 }
 
+/// The registry's Deployment. Its pod template depends on the spec but
+/// never on `replicas`: scaling changes `spec.replicas` only, and no running
+/// pod restarts.
 pub fn deployment(reg: &Registry, config_hash: &str) -> Result<Deployment, RenderError> {
     let name = reg.name_any();
     let (volumes, mounts) = volumes_and_mounts(reg);
@@ -89,13 +99,28 @@ pub fn deployment(reg: &Registry, config_hash: &str) -> Result<Deployment, Rende
         }),
         security_context: Some(container_security_context()),
         volume_mounts: Some(mounts),
+        // A pod that exits (e.g. it started while PostgreSQL or the bucket
+        // did not answer) shows the end of its log in its status.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     };
-    // One writer on a ReadWriteOnce claim: replace pods instead of surging.
-    let strategy = if reg.spec.storage.s3.is_some() {
-        "RollingUpdate"
+    let strategy = if shared_backends(reg) {
+        // Nothing local: a new pod starts and gets ready before an old one
+        // stops, so a rollout never has fewer ready pods than replicas.
+        DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_unavailable: Some(IntOrString::Int(0)),
+                max_surge: Some(IntOrString::Int(1)),
+            }),
+        }
     } else {
-        "Recreate"
+        // One writer on a ReadWriteOnce claim (and one process on SQLite):
+        // replace pods instead of surging.
+        DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        }
     };
     Ok(Deployment {
         metadata: registry_meta(reg, workload_name(&name), "registry")?,
@@ -105,10 +130,7 @@ pub fn deployment(reg: &Registry, config_hash: &str) -> Result<Deployment, Rende
                 match_labels: Some(selector_labels(&name)),
                 ..Default::default()
             },
-            strategy: Some(DeploymentStrategy {
-                type_: Some(strategy.into()),
-                ..Default::default()
-            }),
+            strategy: Some(strategy),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(&name, "registry")),
@@ -120,6 +142,9 @@ pub fn deployment(reg: &Registry, config_hash: &str) -> Result<Deployment, Rende
                 }),
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
+                    // SIGTERM, shutdown_delay_seconds out of the Service,
+                    // shutdown_timeout_seconds for open requests, exit.
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     containers: vec![container],
                     security_context: Some(pod_security_context()),
                     volumes: Some(volumes),
