@@ -1,6 +1,7 @@
 //! A value every process on one database changes after it commits a change
 //! to tags or manifests, so in-process caches (see `manifest_cache`) know
-//! when to drop what they hold. Three sources:
+//! when to drop what they hold (SQLite only: PostgreSQL keeps no manifest
+//! cache, see `postgres`). Two sources:
 //!
 //! - A database file: 8 bytes in a file next to it, read with one `pread`
 //!   per lookup (page cache, about a microsecond) instead of a query. It
@@ -9,17 +10,10 @@
 //!   Values are a random per-process prefix and a counter, so a write never
 //!   puts back a value another process already read.
 //! - In process only (in-memory databases).
-//! - Listened: a counter a background task moves on every notification
-//!   from the database (PostgreSQL's LISTEN/NOTIFY, see
-//!   `postgres::notify`), which reaches every process on every host. While
-//!   that task cannot hear the database (it is restarting, the connection
-//!   dropped), the value is `UNREADABLE`, so nothing is cached; once it
-//!   listens again the value is new, so nothing cached before is trusted.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What `current` returns when other processes' changes cannot be seen:
@@ -37,7 +31,6 @@ enum Source {
         last: AtomicU64,
     },
     InProcess(AtomicU64),
-    Listened(Arc<Listened>),
 }
 
 impl ChangeSignal {
@@ -70,13 +63,6 @@ impl ChangeSignal {
         }
     }
 
-    /// A signal that `listened` moves (see [`Listened`]).
-    pub fn listened(listened: Arc<Listened>) -> Self {
-        Self {
-            source: Source::Listened(listened),
-        }
-    }
-
     /// The current value; any change since an earlier read makes it differ.
     /// `UNREADABLE` if other processes' changes cannot be seen now.
     pub fn current(&self) -> u64 {
@@ -89,14 +75,11 @@ impl ChangeSignal {
                 }
             }
             Source::InProcess(value) => value.load(Ordering::Acquire),
-            Source::Listened(listened) => listened.current(),
         }
     }
 
     /// Announces a committed change. Call after the commit, never before:
     /// a reader that saw the old value then reads the new data, or misses.
-    /// (Listened: other processes hear of it from the database; this moves
-    /// this process's value at once.)
     pub fn changed(&self) {
         match &self.source {
             Source::File { file, last } => {
@@ -110,7 +93,6 @@ impl ChangeSignal {
             Source::InProcess(value) => {
                 value.fetch_add(1, Ordering::AcqRel);
             }
-            Source::Listened(listened) => listened.heard(),
         }
     }
 }
@@ -131,59 +113,6 @@ fn process_base() -> u64 {
     u64::from(prefix) << 32
 }
 
-/// The value of a signal that a listener moves: `UNREADABLE` while it is
-/// deaf (not yet connected, or reconnecting), else a value that changes on
-/// every change heard and on every (re)connection. Values never repeat.
-pub struct Listened {
-    value: AtomicU64,
-    next: AtomicU64,
-}
-
-impl Default for Listened {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Listened {
-    /// Deaf until `listening`.
-    pub fn new() -> Self {
-        Self {
-            value: AtomicU64::new(UNREADABLE),
-            next: AtomicU64::new(1),
-        }
-    }
-
-    fn fresh(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::AcqRel)
-    }
-
-    pub fn current(&self) -> u64 {
-        self.value.load(Ordering::Acquire)
-    }
-
-    /// The listener hears changes from now on (it may have missed some
-    /// before: the new value disowns everything cached earlier).
-    pub fn listening(&self) {
-        self.value.store(self.fresh(), Ordering::Release);
-    }
-
-    /// A change was announced. Deaf stays deaf.
-    pub fn heard(&self) {
-        let _ = self
-            .value
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                (v != UNREADABLE).then(|| self.fresh())
-            });
-    }
-
-    /// The listener lost the database: nothing may be trusted until it
-    /// listens again.
-    pub fn deaf(&self) {
-        self.value.store(UNREADABLE, Ordering::Release);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,32 +130,6 @@ mod tests {
         let seen = b.current();
         b.changed();
         assert_ne!(a.current(), seen);
-    }
-
-    #[test]
-    fn a_listened_signal_is_unreadable_while_deaf() {
-        let listened = Arc::new(Listened::new());
-        let s = ChangeSignal::listened(listened.clone());
-        assert_eq!(s.current(), UNREADABLE);
-        s.changed();
-        assert_eq!(s.current(), UNREADABLE, "a change does not make it trusted");
-        listened.listening();
-        let seen = s.current();
-        assert_ne!(seen, UNREADABLE);
-        listened.heard();
-        assert_ne!(s.current(), seen);
-        let seen = s.current();
-        s.changed();
-        assert_ne!(s.current(), seen);
-        let seen = s.current();
-        listened.deaf();
-        assert_eq!(s.current(), UNREADABLE);
-        listened.listening();
-        assert_ne!(
-            s.current(),
-            seen,
-            "a reconnection never brings back an old value"
-        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! In-process cache of manifest lookups. Pulls read the same few tags far
-//! more often than anyone writes them; a hit costs a lock and a read of the
-//! change signal (a `pread` of the SQLite signal file, an atomic load on
-//! PostgreSQL) instead of a database query.
+//! In-process cache of manifest lookups (the SQLite store's). Pulls read
+//! the same few tags far more often than anyone writes them; a hit costs a
+//! lock and a read of the change signal (a `pread` of the signal file)
+//! instead of a database query.
 //!
 //! Correctness rests on the change signal: every commit that changes tags or
 //! manifests changes it afterwards, in whichever process committed. A lookup

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use sqlx::{Connection, PgConnection, Row};
 
-use super::{GC_LOCK, LOCK_CLASS, Mode, PostgresMeta, notify_change, repository_id};
+use super::{GC_LOCK, LOCK_CLASS, Mode, PostgresMeta, repository_id};
 use crate::meta::{
     DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, RepoSweep, Result, SweepRules, now_ms,
 };
@@ -55,13 +55,8 @@ impl GcMeta for PostgresMeta {
             let Some(repo_id) = repository_id(&mut *tx, repo).await? else {
                 return Ok(RepoSweep::default());
             };
-            let sweep = sweep_repo(tx, repo_id, rules).await?;
-            if !sweep.manifests.is_empty() || sweep.repository_removed {
-                notify_change(tx).await?;
-            }
-            Ok(sweep)
+            sweep_repo(tx, repo_id, rules).await
         })?;
-        self.manifests.changed();
         Ok(sweep)
     }
     async fn tombstone_unlinked_blobs(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::quotas::check_quotas;
-use super::{Mode, PostgresMeta, ensure_repository, notify_change, repository_id};
+use super::{Mode, PostgresMeta, ensure_repository, repository_id};
 use crate::meta::{
     ManifestMeta, ManifestRecord, MetaError, NewManifest, Reference, Referrer, Result, now_ms,
 };
@@ -17,10 +17,6 @@ impl ManifestMeta for PostgresMeta {
         repo: &str,
         reference: Reference<'_>,
     ) -> Result<Option<ManifestRecord>> {
-        let ticket = match self.manifests.get(repo, reference) {
-            Ok(hit) => return Ok(Some(hit)),
-            Err(ticket) => ticket,
-        };
         let query = match reference {
             Reference::Tag(tag) => sqlx::query(
                 "SELECT m.digest, m.media_type, m.content FROM tags t
@@ -41,13 +37,11 @@ impl ManifestMeta for PostgresMeta {
         let Some(row) = query.fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
-        let record = ManifestRecord {
+        Ok(Some(ManifestRecord {
             digest: row.get(0),
             media_type: row.get(1),
             content: row.get::<Vec<u8>, _>(2).into(),
-        };
-        self.manifests.fill(ticket, repo, reference, &record);
-        Ok(Some(record))
+        }))
     }
     async fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> Result<()> {
         let digest = m.digest.to_string();
@@ -165,9 +159,8 @@ impl ManifestMeta for PostgresMeta {
                 .execute(&mut *tx)
                 .await?;
             }
-            notify_change(tx).await
+            Ok(())
         })?;
-        self.manifests.changed();
         Ok(())
     }
     async fn delete_manifest(
@@ -208,13 +201,8 @@ impl ManifestMeta for PostgresMeta {
                     .bind(&digest)
                     .execute(&mut *tx)
                     .await?;
-            let deleted = done.rows_affected() > 0;
-            if deleted {
-                notify_change(tx).await?;
-            }
-            Ok(deleted)
+            Ok(done.rows_affected() > 0)
         })?;
-        self.manifests.changed();
         Ok(deleted)
     }
     async fn referrers(

@@ -50,12 +50,14 @@
 //! within PostgreSQL's `wal_writer_delay`, lost only if the database server
 //! crashes first.
 //!
-//! # Caches
+//! # No manifest cache
 //!
-//! Every transaction that changes tags or manifests sends a NOTIFY on
-//! [`CHANGES`] (delivered at commit, to every process); each store listens
-//! (`notify`) and invalidates its manifest cache, which is off whenever the
-//! listener is disconnected.
+//! Every manifest lookup is a query. Replicas behind a load balancer must
+//! read their writes: a client that deleted a tag through one replica and
+//! asks another a millisecond later must get 404 (the OCI conformance
+//! suite does exactly that). An in-process cache invalidated by
+//! notifications (LISTEN/NOTIFY) is stale for as long as a notification
+//! takes to arrive; nothing short of asking the database is fresh.
 
 /// Runs `$body` (an expression that may use `?` and `return`, with `$tx`:
 /// `&mut PgConnection` inside the transaction) in a transaction begun in
@@ -102,7 +104,6 @@ mod blobs;
 mod gc;
 mod logins;
 mod manifests;
-mod notify;
 mod quotas;
 mod repositories;
 mod retention;
@@ -110,18 +111,12 @@ mod stats;
 mod tags;
 mod uploads;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres};
 
-use super::change_signal::{ChangeSignal, Listened};
-use super::manifest_cache::ManifestCache;
 use super::{MetaError, Result, now_ms};
-
-/// The channel every change to tags or manifests is announced on.
-pub(super) const CHANGES: &str = "berth_changes";
 
 /// Advisory lock keys, in the two-int4 form so that they never meet
 /// sqlx's migration lock (one bigint): Berth's class, then the lock.
@@ -145,8 +140,6 @@ pub struct PostgresMeta {
     /// For the connections outside the pool (the gc lock).
     options: PgConnectOptions,
     timeout: Duration,
-    manifests: ManifestCache,
-    listener: notify::Listener,
 }
 
 /// How far a committed write has reached when `commit` returns (see the
@@ -269,17 +262,10 @@ impl PostgresMeta {
             .map_err(connect_error)?;
         // Each migration is bounded by statement_timeout.
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let listened = Arc::new(Listened::new());
-        let (listener, first_listen) =
-            notify::Listener::spawn(options.clone(), timeout, listened.clone());
-        // Usually at once; if not, the cache stays off until it listens.
-        let _ = tokio::time::timeout(timeout, first_listen).await;
         Ok(Self {
             pool,
             options,
             timeout,
-            manifests: ManifestCache::new(ChangeSignal::listened(listened)),
-            listener,
         })
     }
 
@@ -325,15 +311,6 @@ fn timed_out(timeout: Duration) -> sqlx::Error {
         std::io::ErrorKind::TimedOut,
         format!("no answer within {timeout:?}"),
     ))
-}
-
-/// Announces (at commit) a change to tags or manifests to every process.
-pub(super) async fn notify_change(tx: &mut PgConnection) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANGES)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 /// Inserts the repository if needed and returns its id (inside a

@@ -8,7 +8,6 @@ use crate::meta::{RepositoryMeta, Result};
 #[async_trait]
 impl RepositoryMeta for PostgresMeta {
     async fn close(&self) {
-        self.listener.stop().await;
         self.pool.close().await;
     }
 

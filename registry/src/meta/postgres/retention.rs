@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::gc::sweep_repo;
-use super::{End, Mode, PostgresMeta, notify_change, repository_id};
+use super::{End, Mode, PostgresMeta, repository_id};
 use crate::meta::{Result, RetentionMeta, SweepRules, TagInfo};
 
 #[async_trait]
@@ -51,15 +51,8 @@ impl RetentionMeta for PostgresMeta {
                 }
                 None => Vec::new(),
             };
-            if !deleted.is_empty() || !manifests.is_empty() {
-                // Delivered at commit only: a dry run announces nothing.
-                notify_change(tx).await?;
-            }
             Ok((deleted, manifests))
         })?;
-        if !dry_run {
-            self.manifests.changed();
-        }
         Ok(result)
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{Mode, PostgresMeta, notify_change, repository_id};
+use super::{Mode, PostgresMeta, repository_id};
 use crate::meta::{Result, TagInfo, TagMeta};
 
 #[async_trait]
@@ -18,13 +18,8 @@ impl TagMeta for PostgresMeta {
             .bind(tag)
             .execute(&mut *tx)
             .await?;
-            let deleted = done.rows_affected() > 0;
-            if deleted {
-                notify_change(tx).await?;
-            }
-            Ok(deleted)
+            Ok(done.rows_affected() > 0)
         })?;
-        self.manifests.changed();
         Ok(deleted)
     }
     async fn list_tags(
