@@ -21,6 +21,7 @@
 #                          distribution 2.8, to compare against)
 #   CONFORMANCE_REGISTRY   host:port of an already running registry to test
 #                          instead of starting one
+#   CONFORMANCE_RESULTS    where the reports go instead (e.g. target/conformance-replicas)
 #   CONFORMANCE_KEEP_DATA  1 = keep the temporary data dir (path is printed)
 #   BERTH_TEST_BACKEND     postgres-s3: berth on PostgreSQL + S3 (the servers of
 #                          tests/backends/up.sh); reports in target/conformance-postgres-s3/
@@ -37,6 +38,7 @@ results="$repo/target/conformance"
 if [[ ${BERTH_TEST_BACKEND:-} == postgres-s3 ]]; then
 	results="$repo/target/conformance-postgres-s3"
 fi
+results="${CONFORMANCE_RESULTS:-$results}"
 config="$repo/tests/conformance/oci-conformance.yaml"
 server_kind="${CONFORMANCE_SERVER:-berth}"
 

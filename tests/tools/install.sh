@@ -109,7 +109,7 @@ $output
 # jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql haproxy)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]

@@ -106,7 +106,6 @@ pub async fn run(
     blobs: &dyn BlobStore,
     opts: &GcOptions,
 ) -> Result<GcReport, GcError> {
-    let started_ms = now_ms();
     let started = Instant::now();
     let mut report = GcReport {
         dry_run: opts.dry_run,
@@ -119,6 +118,9 @@ pub async fn run(
         report.duration = started.elapsed();
         return Ok(report);
     };
+    // The run starts once it holds the lock: the recorded runs of all
+    // processes never overlap.
+    let started_ms = now_ms();
     let result = collect(meta, blobs, opts, started_ms, &mut report).await;
     report.duration = started.elapsed();
     let detail = result
