@@ -587,7 +587,8 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         add(g, r, "get");
         add(g, r, "delete");
     }
-    // Api::<Registry>::get_opt (controller/repository: the Repository's Registry).
+    // Api::<Registry>::get_opt (controller/repository: the Repository's Registry),
+    // Api::<Registry>::get (controller/registry: its status as last written).
     add("berth.dev", "registries", "get");
     // kube::runtime::finalizer adds/removes the finalizer with a JSON patch.
     add("berth.dev", "repositories", "patch");

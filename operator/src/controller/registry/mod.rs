@@ -116,18 +116,23 @@ async fn reconcile_registry(reg: &Registry, ctx: &Context, ns: &str) -> Result<A
     } else {
         None
     };
-    if let Some(o) = &outage
-        && outage_is_new(o, reg.conditions())
-    {
-        publish(
-            ctx,
-            reg,
-            EventType::Warning,
-            o.reason,
-            o.message.clone(),
-            None,
-        )
-        .await;
+    if let Some(o) = &outage {
+        // The status as written last (the cached object may predate the
+        // previous reconcile's write): one Warning per outage.
+        let current = Api::<Registry>::namespaced(ctx.client.clone(), ns)
+            .get(&reg.name_any())
+            .await?;
+        if outage_is_new(o, current.conditions()) {
+            publish(
+                ctx,
+                reg,
+                EventType::Warning,
+                o.reason,
+                o.message.clone(),
+                None,
+            )
+            .await;
+        }
     }
     let cluster_ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
     let endpoint = render::endpoint(reg, cluster_ip);
