@@ -171,6 +171,21 @@ impl Registry {
         self.location(&resp, "patch chunk")
     }
 
+    /// PATCH of a whole blob as one streamed body without Content-Range (what
+    /// docker push does); returns the next session URL.
+    pub async fn patch_stream(&self, session: &str, body: Body, len: u64) -> Result<String> {
+        let resp = self
+            .http
+            .patch(session)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, len.to_string())
+            .body(body)
+            .send()
+            .await?;
+        let resp = expect(resp, "patch stream", &[202]).await?;
+        self.location(&resp, "patch stream")
+    }
+
     /// HEAD of a blob: does the registry already have it?
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
         let resp = self

@@ -5,7 +5,9 @@ mod blobgen;
 mod client;
 mod procstat;
 mod report;
+mod s3meter;
 mod stats;
+mod wamp;
 mod workloads;
 
 use std::path::PathBuf;
@@ -37,6 +39,11 @@ struct Common {
     /// Server PID: its CPU seconds and peak RSS are recorded per phase.
     #[arg(long)]
     pid: Option<u32>,
+    /// PID of a store the server uses (PostgreSQL's postmaster, the S3
+    /// server), repeatable: the CPU seconds of their process trees are
+    /// recorded per phase.
+    #[arg(long = "store-pid")]
+    store_pids: Vec<u32>,
     /// Small sizes and short durations for a smoke run.
     #[arg(long)]
     quick: bool,
@@ -93,6 +100,12 @@ enum Cmd {
     },
     /// Combines run JSON files into Markdown tables and a PNG chart.
     Report(report::Args),
+    /// A metering proxy in front of an S3 server: forwards every byte
+    /// unchanged and counts what is written and copied, per operation.
+    S3Meter(s3meter::Args),
+    /// Uploads through a registry whose S3 endpoint is an s3-meter proxy and
+    /// reports the bytes written to the store per byte of blob.
+    WriteAmp(wamp::Args),
 }
 
 impl Common {
@@ -125,6 +138,7 @@ impl Common {
         Ok(Ctx {
             reg: Registry::new(&self.base)?,
             pid: self.pid,
+            stores: self.store_pids.clone(),
             mp,
             cfg: self.config(),
         })
@@ -263,6 +277,11 @@ async fn main() -> anyhow::Result<()> {
             report::run(&args)?;
             true
         }
+        Cmd::S3Meter(args) => {
+            s3meter::run(&args).await?;
+            true
+        }
+        Cmd::WriteAmp(args) => wamp::run(&args).await?,
     };
     if !ok {
         eprintln!("berth-bench: some operations failed (see errors above)");

@@ -1,5 +1,7 @@
 //! Server-side cost of a phase, read from /proc: CPU seconds (utime + stime)
-//! and peak resident memory (VmHWM, reset through clear_refs before the phase).
+//! and peak resident memory (VmHWM, reset through clear_refs before the phase);
+//! and the CPU seconds of the stores behind it (PostgreSQL, the S3 server),
+//! each counted with its children, those that exited included.
 
 use std::fs;
 
@@ -9,11 +11,18 @@ const TICKS_PER_S: f64 = 100.0;
 pub struct Probe {
     pid: Option<u32>,
     cpu0: f64,
+    stores: Vec<u32>,
+    store_cpu0: f64,
 }
 
 impl Probe {
     /// Starts measuring `pid` (no-op when `None`).
     pub fn start(pid: Option<u32>) -> Probe {
+        Probe::with_stores(pid, &[])
+    }
+
+    /// Starts measuring `pid` and the process trees of `stores`.
+    pub fn with_stores(pid: Option<u32>, stores: &[u32]) -> Probe {
         if let Some(p) = pid {
             // "5" resets the peak RSS (VmHWM) to the current RSS.
             let _ = fs::write(format!("/proc/{p}/clear_refs"), "5");
@@ -21,7 +30,14 @@ impl Probe {
         Probe {
             pid,
             cpu0: pid.and_then(cpu_seconds).unwrap_or(0.0),
+            stores: stores.to_vec(),
+            store_cpu0: tree_cpu_seconds(stores),
         }
+    }
+
+    /// CPU seconds of the stores since start (`None` without stores).
+    pub fn store_cpu(&self) -> Option<f64> {
+        (!self.stores.is_empty()).then(|| tree_cpu_seconds(&self.stores) - self.store_cpu0)
     }
 
     /// `(cpu seconds since start, peak RSS KiB since start)`.
@@ -36,15 +52,59 @@ impl Probe {
     }
 }
 
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// The numeric fields of /proc/<pid>/stat from field 4 (ppid) on: field N
+/// of the whole line is index N - 4.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are
-    // fields 14 and 15 of the whole line, i.e. 12 and 13 after ")".
     let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ut: f64 = f.get(11)?.parse().ok()?;
-    let st: f64 = f.get(12)?.parse().ok()?;
-    Some((ut + st) / TICKS_PER_S)
+    // The state is a letter; the rest are numbers (some may be negative).
+    Some(
+        rest.split_whitespace()
+            .skip(1)
+            .map(|f| f.parse::<i64>().map_or(0, |v| v.max(0) as u64))
+            .collect(),
+    )
+}
+
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    // utime and stime are fields 14 and 15 of the whole line.
+    let f = stat_fields(pid)?;
+    Some((f.get(10)? + f.get(11)?) as f64 / TICKS_PER_S)
+}
+
+/// utime + stime + cutime + cstime (fields 14-17): the process and its
+/// children that were waited for.
+fn with_children(f: &[u64]) -> f64 {
+    f.iter().skip(10).take(4).sum::<u64>() as f64 / TICKS_PER_S
+}
+
+/// CPU seconds of each of `roots`, its waited-for children and its
+/// children still running (a PostgreSQL backend per connection; one that
+/// exits moves into the postmaster's cutime, so a difference of two
+/// readings counts it once).
+pub fn tree_cpu_seconds(roots: &[u32]) -> f64 {
+    if roots.is_empty() {
+        return 0.0;
+    }
+    let mut total: f64 = roots
+        .iter()
+        .filter_map(|&r| stat_fields(r))
+        .map(|f| with_children(&f))
+        .sum();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // ppid is field 4 of the whole line.
+            if let Some(f) = stat_fields(pid)
+                && f.first().is_some_and(|pp| roots.contains(&(*pp as u32)))
+            {
+                total += with_children(&f);
+            }
+        }
+    }
+    total
 }
 
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -30,6 +30,13 @@ pub struct Args {
     /// Machine limits, `name=value` (MiB/s): sha256, disk_fsync, curl_nginx.
     #[arg(long = "limit")]
     limits: Vec<String>,
+    /// JSON files written by `berth-bench write-amp --json`: a write
+    /// amplification table after the others.
+    #[arg(long = "write-amp")]
+    write_amp: Vec<PathBuf>,
+    /// No "Targets" section (the targets are for the filesystem run).
+    #[arg(long)]
+    no_targets: bool,
     /// The JSON files written by `berth-bench run/ceiling --json`.
     files: Vec<PathBuf>,
 }
@@ -48,6 +55,7 @@ struct Agg {
     p99: f64,
     cpu_s: Option<f64>,
     rss_mib: Option<f64>,
+    store_cpu_s: Option<f64>,
     bytes: u64,
 }
 
@@ -67,6 +75,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn aggregate(rs: &[&WorkloadResult]) -> Agg {
     let m = |f: &dyn Fn(&WorkloadResult) -> f64| median(rs.iter().map(|r| f(r)).collect());
     let cpus: Vec<f64> = rs.iter().filter_map(|r| r.server_cpu_s).collect();
+    let store_cpus: Vec<f64> = rs.iter().filter_map(|r| r.store_cpu_s).collect();
     let rss: Vec<f64> = rs
         .iter()
         .filter_map(|r| r.server_peak_rss_kib.map(|k| k as f64 / 1024.0))
@@ -82,6 +91,7 @@ fn aggregate(rs: &[&WorkloadResult]) -> Agg {
         p90: m(&|r| r.p90_ms),
         p99: m(&|r| r.p99_ms),
         cpu_s: (!cpus.is_empty()).then(|| median(cpus)),
+        store_cpu_s: (!store_cpus.is_empty()).then(|| median(store_cpus)),
         // Peak is the worst round, not the median.
         rss_mib: rss.into_iter().reduce(f64::max),
         bytes: rs.iter().map(|r| r.bytes).max().unwrap_or(0),
@@ -183,10 +193,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut servers = vec![args.subject.clone()];
     servers.extend(peers.iter().cloned());
     servers.push(args.ceiling.clone());
+    // Only servers with results (no empty legend entry for a missing ceiling).
+    servers.retain(|s| table.values().any(|row| row.contains_key(s)));
 
     let mut md = String::new();
     write_tables(&mut md, &table, &servers, &args.subject)?;
-    write_targets(&mut md, &table, args, &peers, &limits)?;
+    if !args.write_amp.is_empty() {
+        crate::wamp::table(&mut md, &args.write_amp, &servers)?;
+    }
+    if !args.no_targets {
+        write_targets(&mut md, &table, args, &peers, &limits)?;
+    }
     std::fs::write(&args.out, md).with_context(|| format!("writing {}", args.out.display()))?;
     if let Some(c) = &args.chart {
         chart(c, &table, &servers).with_context(|| format!("drawing {}", c.display()))?;
@@ -219,27 +236,38 @@ fn write_tables(
     servers: &[String],
     subject: &str,
 ) -> anyhow::Result<()> {
+    // The stores' CPU only when it was recorded (PostgreSQL + S3 runs).
+    let stores = table
+        .values()
+        .any(|row| row.values().any(|a| a.store_cpu_s.is_some()));
     for w in workloads_in(table) {
         let row = &table[&w];
         let m = metric(&w);
         writeln!(md, "\n### {w}\n")?;
         writeln!(
             md,
-            "| server | {} | {subject} vs this | ops | errors | MiB/s | req/s | p50 ms | p90 ms | p99 ms | server CPU s | peak RSS MiB | rounds |",
-            metric_name(m)
+            "| server | {} | {subject} vs this | ops | errors | MiB/s | req/s | p50 ms | p90 ms | p99 ms | server CPU s |{} peak RSS MiB | rounds |",
+            metric_name(m),
+            if stores { " store CPU s |" } else { "" }
         )?;
         writeln!(
             md,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}---:|---:|",
+            if stores { "---:|" } else { "" }
         )?;
         let subj = row.get(subject).map(|a| a.headline(m).1);
         for s in servers {
             let Some(a) = row.get(s) else { continue };
             let (head, score) = a.headline(m);
             let ratio = subj.map_or("-".into(), |b| format!("{:.2}x", b / score.max(1e-12)));
+            let store = if stores {
+                format!(" {} |", opt(a.store_cpu_s, 2))
+            } else {
+                String::new()
+            };
             writeln!(
                 md,
-                "| {s} | {head:.2} | {ratio} | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
+                "| {s} | {head:.2} | {ratio} | {} | {} | {:.1} | {:.1} | {:.3} | {:.3} | {:.3} | {} |{store} {} | {} |",
                 a.ops,
                 a.errors,
                 a.mib_per_s,

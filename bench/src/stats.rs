@@ -80,6 +80,7 @@ impl Recorder {
             },
             server_cpu_s: None,
             server_peak_rss_kib: None,
+            store_cpu_s: None,
             first_error: self.first_error.clone(),
         }
     }
@@ -102,6 +103,10 @@ pub struct WorkloadResult {
     pub server_cpu_s: Option<f64>,
     /// Peak resident set of the server process during the phase (VmHWM).
     pub server_peak_rss_kib: Option<u64>,
+    /// CPU seconds the stores behind the server (PostgreSQL, the S3 server)
+    /// spent during the phase, when their PIDs were given.
+    #[serde(default)]
+    pub store_cpu_s: Option<f64>,
     pub first_error: Option<String>,
 }
 

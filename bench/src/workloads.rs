@@ -73,12 +73,14 @@ impl Config {
 pub struct Ctx {
     pub reg: Registry,
     pub pid: Option<u32>,
+    /// PIDs of the stores behind the server (their CPU is recorded too).
+    pub stores: Vec<u32>,
     pub mp: MultiProgress,
     pub cfg: Config,
 }
 
 impl Ctx {
-    fn bar(&self, len: u64, msg: &str, bytes: bool) -> ProgressBar {
+    pub fn bar(&self, len: u64, msg: &str, bytes: bool) -> ProgressBar {
         let tpl = if bytes {
             "{msg:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}"
         } else {
@@ -100,12 +102,13 @@ impl Ctx {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Recorder>,
     {
-        let probe = Probe::start(self.pid);
+        let probe = Probe::with_stores(self.pid, &self.stores);
         let t0 = Instant::now();
         let rec = f().await;
         let wall = t0.elapsed();
         let mut r = rec.finish(name, wall);
         (r.server_cpu_s, r.server_peak_rss_kib) = probe.finish();
+        r.store_cpu_s = probe.store_cpu();
         r
     }
 }
@@ -571,46 +574,8 @@ pub async fn chunked(ctx: &Ctx, round: u32) -> Vec<WorkloadResult> {
     let r = ctx
         .measured("chunked-upload", || async {
             let mut rec = Recorder::default();
-            let res: crate::client::Result<()> = async {
-                let mut session = ctx.reg.start_upload("bench/chunked").await?;
-                let mut g = blobgen::BlobGen::new(seed, size);
-                let mut h = Sha256::new();
-                let mut offset = 0u64;
-                loop {
-                    let mut buf = BytesMut::with_capacity(chunk);
-                    while buf.len() < chunk {
-                        match g.next_chunk() {
-                            Some(c) => buf.extend_from_slice(&c),
-                            None => break,
-                        }
-                    }
-                    if buf.is_empty() {
-                        break;
-                    }
-                    h.update(&buf);
-                    let data = buf.freeze();
-                    let n = data.len() as u64;
-                    let t0 = Instant::now();
-                    match ctx.reg.patch_chunk(&session, offset, data).await {
-                        Ok(next) => {
-                            rec.ok(t0.elapsed());
-                            session = next;
-                        }
-                        Err(e) => {
-                            rec.err(&e);
-                            return Err(e);
-                        }
-                    }
-                    offset += n;
-                    rec.bytes += n;
-                    pb.inc(n);
-                }
-                let digest = format!("sha256:{}", hex::encode(h.finalize()));
-                ctx.reg
-                    .finish_upload(&session, &digest, Body::from(Bytes::new()), 0)
-                    .await
-            }
-            .await;
+            let res =
+                upload_chunked(&ctx.reg, "bench/chunked", seed, size, chunk, &mut rec, &pb).await;
             if let Err(e) = res
                 && rec.errors == 0
             {
@@ -621,4 +586,54 @@ pub async fn chunked(ctx: &Ctx, round: u32) -> Vec<WorkloadResult> {
         .await;
     pb.finish();
     vec![r]
+}
+
+/// Uploads the blob `(seed, size)` to `repo` in `chunk`-byte PATCHes with
+/// Content-Range, then PUT ?digest= without a body; records each PATCH's
+/// latency and bytes in `rec`.
+pub async fn upload_chunked(
+    reg: &Registry,
+    repo: &str,
+    seed: u64,
+    size: u64,
+    chunk: usize,
+    rec: &mut Recorder,
+    pb: &ProgressBar,
+) -> crate::client::Result<()> {
+    let mut session = reg.start_upload(repo).await?;
+    let mut g = blobgen::BlobGen::new(seed, size);
+    let mut h = Sha256::new();
+    let mut offset = 0u64;
+    loop {
+        let mut buf = BytesMut::with_capacity(chunk);
+        while buf.len() < chunk {
+            match g.next_chunk() {
+                Some(c) => buf.extend_from_slice(&c),
+                None => break,
+            }
+        }
+        if buf.is_empty() {
+            break;
+        }
+        h.update(&buf);
+        let data = buf.freeze();
+        let n = data.len() as u64;
+        let t0 = Instant::now();
+        match reg.patch_chunk(&session, offset, data).await {
+            Ok(next) => {
+                rec.ok(t0.elapsed());
+                session = next;
+            }
+            Err(e) => {
+                rec.err(&e);
+                return Err(e);
+            }
+        }
+        offset += n;
+        rec.bytes += n;
+        pb.inc(n);
+    }
+    let digest = format!("sha256:{}", hex::encode(h.finalize()));
+    reg.finish_upload(&session, &digest, Body::from(Bytes::new()), 0)
+        .await
 }
