@@ -32,6 +32,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use berth_config::readyz;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AccessControl;
@@ -113,7 +114,7 @@ async fn token_endpoint(State(state): State<AppState>, request: Request) -> Resp
 
 async fn ready(State(state): State<AppState>) -> Response {
     if state.stopping.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, readyz::SHUTTING_DOWN).into_response();
     }
     // Both stores must answer: a replica whose database or bucket is gone
     // is taken out of the Service until they come back.
@@ -124,16 +125,20 @@ async fn ready(State(state): State<AppState>) -> Response {
             error = crate::report::chain(&e),
             "not ready: metadata store"
         );
-        down.push("metadata store unreachable");
+        down.push(readyz::METADATA_UNREACHABLE);
     }
     if let Err(e) = blobs {
         tracing::warn!(error = crate::report::chain(&e), "not ready: blob store");
-        down.push("blob store unreachable");
+        down.push(readyz::BLOBS_UNREACHABLE);
     }
     if down.is_empty() {
-        "ready".into_response()
+        readyz::READY.into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, down.join("; ")).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            down.join(readyz::SEPARATOR),
+        )
+            .into_response()
     }
 }
 
