@@ -3,9 +3,11 @@
 //! from other repositories.
 //!
 //! A session lives in the metadata store with the running sha256 state, so
-//! any process continues it; each chunk is a part of its own in blob
-//! storage, recorded only once it is durable. The bytes become a blob only
-//! when their digest matched, through [`publish`].
+//! any process continues it; each chunk's bytes (the pieces the blob store
+//! names) are recorded only once they are durable, and one request at a
+//! time appends to a session (the store's upload lock, then the session
+//! read again). The bytes become a blob only when their digest matched,
+//! through [`publish`].
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use super::publish::{Publication, publish};
 use super::{Body, Registry, Repository, Result, ServiceError};
 use crate::meta::{NewPart, Upload, now_ms};
 use crate::oci::digest::{Algorithm, Digest, Hasher};
+use crate::storage::UploadLock;
 
 /// Repositories an automatic mount (spec 1.1: `?mount=` without `from`)
 /// looks at for the blob.
@@ -87,8 +90,20 @@ impl Repository<'_> {
     /// chunk's `Content-Range` (inclusive), if the client sent one. Returns
     /// the upload's new size.
     pub async fn append(&self, id: &str, range: Option<(u64, u64)>, body: Body) -> Result<u64> {
-        let upload = self.upload(id).await?;
+        let (_lock, upload) = self.locked(id).await?;
         self.append_to(&upload, range, body).await
+    }
+
+    /// Session `id`, locked against other appends and commits (see
+    /// `BlobStore::lock_upload`), as it stands once locked. A session
+    /// another request holds is refused as a concurrent append.
+    async fn locked(&self, id: &str) -> Result<(UploadLock, Upload)> {
+        // Unknown ids end here, before the store makes anything for them.
+        let upload = self.upload(id).await?;
+        let Some(lock) = self.blobs().lock_upload(id).await? else {
+            return Err(ServiceError::ConcurrentAppend { size: upload.size });
+        };
+        Ok((lock, self.upload(id).await?))
     }
 
     async fn append_to(
@@ -169,7 +184,7 @@ impl Repository<'_> {
         range: Option<(u64, u64)>,
         body: Option<Body>,
     ) -> Result<()> {
-        let mut upload = self.upload(id).await?;
+        let (_lock, mut upload) = self.locked(id).await?;
         if let Some(body) = body {
             if upload.size == 0 && range.is_none() {
                 // The whole blob in the closing PUT (what most clients send

@@ -64,6 +64,21 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 /// A request body on its way into the store.
 pub type BodyStream = BoxStream<'static, std::result::Result<Bytes, std::io::Error>>;
 
+/// Held by the one request that appends to or finishes an upload, while it
+/// does (see [`BlobStore::lock_upload`]); released when dropped.
+pub struct UploadLock(#[allow(dead_code)] Option<Box<dyn Send + Sync>>);
+
+impl UploadLock {
+    /// A lock that holds nothing: the store needs none.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn holding(guard: impl Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(guard)))
+    }
+}
+
 /// What [`BlobStore::append`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -150,6 +165,15 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Whether the store answers (readiness): cheap, changes nothing.
     async fn ping(&self) -> Result<()>;
+
+    /// Locks `upload` against other appends and commits until the lock is
+    /// dropped; None if another request holds it. The caller reads the
+    /// session after locking, so it appends where the session really ends.
+    /// Stores whose appends never touch bytes another append wrote need
+    /// none (the default).
+    async fn lock_upload(&self, _upload: &str) -> Result<Option<UploadLock>> {
+        Ok(Some(UploadLock::none()))
+    }
 
     /// A URL a client may GET the blob from directly for `expiry`, when the
     /// store serves blobs that way (S3 with `redirect`); None otherwise.

@@ -199,3 +199,61 @@ async fn digest_mismatch_leaves_nothing() {
     let left = api.server.stores().objects();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Two PATCHes of the same chunk to one session at once (a client bug, or a
+/// retry while the first is still in flight): one is acknowledged, the
+/// other refused with 416 and the session's range, and the blob is the
+/// acknowledged bytes — never a mix of both.
+#[tokio::test]
+async fn concurrent_patches_to_one_session_acknowledge_one() {
+    use futures::StreamExt;
+    let api = Api::start();
+    let r = api.send(Method::POST, "/v2/racing/blobs/uploads/").await;
+    let location = header(&r, "location");
+    let slow: Vec<u8> = vec![b's'; 6 << 20];
+    let fast: Vec<u8> = vec![b'f'; 6 << 20];
+    // The slow one sends its body over ~1 s, so the fast one comes while
+    // it is in flight.
+    let chunks: Vec<Vec<u8>> = slow.chunks(1 << 20).map(<[u8]>::to_vec).collect();
+    let body = futures::stream::iter(chunks).then(|c| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        Ok::<_, std::io::Error>(c)
+    });
+    let slow_patch = api
+        .req(Method::PATCH, &location)
+        .header("content-range", format!("0-{}", slow.len() - 1))
+        .body(reqwest::Body::wrap_stream(body))
+        .send();
+    let fast_patch = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        api.req(Method::PATCH, &location)
+            .header("content-range", format!("0-{}", fast.len() - 1))
+            .body(fast.clone())
+            .send()
+            .await
+    };
+    let (slow_r, fast_r) = tokio::join!(slow_patch, fast_patch);
+    let (slow_r, fast_r) = (slow_r.unwrap(), fast_r.unwrap());
+    let statuses = [slow_r.status(), fast_r.status()];
+    assert!(
+        statuses.contains(&StatusCode::ACCEPTED)
+            && statuses.contains(&StatusCode::RANGE_NOT_SATISFIABLE),
+        "{statuses:?}"
+    );
+    let winner = if slow_r.status() == StatusCode::ACCEPTED {
+        &slow
+    } else {
+        &fast
+    };
+    let r = api.send(Method::GET, &location).await;
+    assert_eq!(header(&r, "range"), format!("0-{}", winner.len() - 1));
+    let digest = sha256(winner);
+    let r = api
+        .send(Method::PUT, &format!("{location}?digest={digest}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    let r = api
+        .send(Method::GET, &format!("/v2/racing/blobs/{digest}"))
+        .await;
+    assert_eq!(sha256(&r.bytes().await.unwrap()), digest);
+}

@@ -102,41 +102,20 @@ pub fn stream(file: File, range: Range<u64>) -> ByteStream {
 /// on disk (fsynced on the descriptor that wrote them, so no write error can
 /// go unseen). When an error is returned the file is removed; a request
 /// dropped midway leaves it to the idle-upload sweep.
-pub async fn write<S, E>(path: PathBuf, mut body: S, mut hasher: Option<&mut Hasher>) -> Result<u64>
+pub async fn write<S, E>(path: PathBuf, mut body: S, hasher: Option<&mut Hasher>) -> Result<u64>
 where
     S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let create = path.clone();
-    let file = Arc::new(
-        blocking(move || {
-            if let Some(dir) = create.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            File::options().write(true).create_new(true).open(&create)
-        })
-        .await?,
-    );
-    let mut writer = BatchWriter::new(file);
-    let result = async {
-        let mut batch = Vec::new();
-        let mut batched = 0usize;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
-            if let Some(h) = hasher.as_deref_mut() {
-                h.update(&chunk);
-            }
-            batched += chunk.len();
-            batch.push(chunk);
-            if batched >= WRITE_BATCH {
-                writer.write(std::mem::take(&mut batch), batched).await?;
-                batched = 0;
-            }
+    let file = blocking(move || {
+        if let Some(dir) = create.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        writer.write(batch, batched).await?;
-        writer.finish().await
-    }
-    .await;
+        File::options().write(true).create_new(true).open(&create)
+    })
+    .await?;
+    let result = write_into(file, &mut body, hasher).await;
     if let Err(e) = &result {
         let _ = tokio::fs::remove_file(&path).await;
         if !matches!(e, StorageError::Body(_)) {
@@ -144,6 +123,158 @@ where
         }
     }
     result
+}
+
+/// Writes `body` into the file at `path` from byte `offset` on (creating
+/// the file and its directory if there is none yet), feeding `hasher`.
+/// Whatever the file holds from `offset` on is cut first: bytes an earlier
+/// write left without being acknowledged. The file must hold `offset`
+/// bytes already. Returns the bytes written once they are on disk.
+pub async fn write_at<S, E>(
+    path: PathBuf,
+    offset: u64,
+    mut body: S,
+    hasher: Option<&mut Hasher>,
+) -> Result<u64>
+where
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let opened = blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let len = file.metadata()?.len();
+        if len < offset {
+            return Err(io::Error::other(format!(
+                "{} holds {len} bytes, fewer than the {offset} acknowledged",
+                path.display()
+            )));
+        }
+        if len > offset {
+            file.set_len(offset)?;
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(file)
+    })
+    .await;
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) => {
+            crate::storage::drain(&mut body).await;
+            return Err(e);
+        }
+    };
+    let result = write_into(file, &mut body, hasher).await;
+    if let Err(e) = &result
+        && !matches!(e, StorageError::Body(_))
+    {
+        crate::storage::drain(&mut body).await;
+    }
+    result
+}
+
+/// Streams `body` into `file` at its position, in batches, and fsyncs.
+async fn write_into<S, E>(file: File, body: &mut S, mut hasher: Option<&mut Hasher>) -> Result<u64>
+where
+    S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut writer = BatchWriter::new(Arc::new(file));
+    let mut batch = Vec::new();
+    let mut batched = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StorageError::Body(e.to_string()))?;
+        if let Some(h) = hasher.as_deref_mut() {
+            h.update(&chunk);
+        }
+        batched += chunk.len();
+        batch.push(chunk);
+        if batched >= WRITE_BATCH {
+            writer.write(std::mem::take(&mut batch), batched).await?;
+            batched = 0;
+        }
+    }
+    writer.write(batch, batched).await?;
+    writer.finish().await
+}
+
+/// Holds an exclusive lock (flock) on the file at `path`, created if
+/// missing, until dropped; None if another holds it.
+pub async fn try_lock(path: PathBuf) -> Result<Option<File>> {
+    blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(file)),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// Hashes the first `len` bytes of the file at `path`.
+pub async fn hash_prefix(path: PathBuf, len: u64, mut hasher: Hasher) -> Result<Hasher> {
+    blocking(move || {
+        let mut file = File::open(&path)?.take(len);
+        let mut buf = vec![0u8; WRITE_BATCH];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher)
+    })
+    .await
+}
+
+/// Cuts the last `len` bytes off the file at `path` (none there: nothing).
+pub async fn cut_last(path: PathBuf, len: u64) -> Result<()> {
+    blocking(move || {
+        let file = match File::options().write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let size = file.metadata()?.len();
+        file.set_len(size.saturating_sub(len))
+    })
+    .await
+}
+
+/// Cuts the file at `path` to `len` bytes and makes that durable; an
+/// error if it holds fewer.
+pub async fn truncate(path: PathBuf, len: u64) -> Result<()> {
+    blocking(move || {
+        let file = File::options().write(true).open(&path)?;
+        let size = file.metadata()?.len();
+        if size < len {
+            // Never made up with zeros: the acknowledged bytes are gone.
+            return Err(io::Error::other(format!(
+                "{} holds {size} bytes, fewer than the {len} acknowledged",
+                path.display()
+            )));
+        }
+        if size > len {
+            file.set_len(len)?;
+        }
+        file.sync_all()
+    })
+    .await
 }
 
 /// Writes batches in order, one in flight while the caller gathers the

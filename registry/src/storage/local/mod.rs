@@ -1,7 +1,16 @@
 //! Blobs in a directory on the local disk. Pulls of large blobs go out as
 //! file windows (`window`) that the API's sockets send with sendfile; upload
-//! parts are written in batches with a background flush (`io`); every write
+//! bytes are written in batches with a background flush (`io`); every write
 //! a client is told of is fsynced, and renames fsync their directories.
+//!
+//! An upload's chunks go one after another into one file,
+//! `uploads/<id>/data`, each written at the offset the session has
+//! acknowledged (anything after it, left by a write that failed, is cut
+//! first); the pieces record each chunk's length (`data:<len>`). Finishing
+//! is a rename, not a copy. Appends to one upload take turns through a
+//! lock file (`uploads/<id>/lock`, flock: all processes on the host).
+//! Sessions begun before this layout (a `part-…` file per chunk) are
+//! finished by concatenating their parts, as they were.
 
 mod io;
 pub mod window;
@@ -19,7 +28,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 
 use super::{
-    Appended, BlobStore, BodyStream, ByteStream, Result, StorageError, blob_path, part_path,
+    Appended, BlobStore, BodyStream, ByteStream, Result, StorageError, UploadLock, blob_path,
+    part_path,
 };
 use crate::oci::digest::{Digest, Hasher};
 
@@ -27,6 +37,17 @@ use crate::oci::digest::{Digest, Hasher};
 const STAGING: &str = "staging";
 /// Bodies read into memory whole, and written in one go.
 const WHOLE_BODY_LIMIT: usize = 1024 * 1024;
+/// The file an upload's chunks go into, one after another.
+const DATA: &str = "data";
+
+/// The bytes recorded by `data:<len>` pieces; None if any piece is of the
+/// older layout (a file per chunk).
+fn data_len(pieces: &[String]) -> Option<u64> {
+    pieces
+        .iter()
+        .map(|p| p.strip_prefix("data:").and_then(|n| n.parse::<u64>().ok()))
+        .sum()
+}
 
 pub struct LocalStore {
     root: PathBuf,
@@ -99,19 +120,33 @@ impl BlobStore for LocalStore {
         Ok(())
     }
 
+    async fn lock_upload(&self, upload: &str) -> Result<Option<UploadLock>> {
+        let lock = io::try_lock(self.file(&part_path(upload, "lock"))).await?;
+        Ok(lock.map(UploadLock::holding))
+    }
+
     async fn append(
         &self,
         upload: &str,
-        _pieces: &[String],
+        pieces: &[String],
         _target: Option<&Digest>,
         body: BodyStream,
         hasher: Option<&mut Hasher>,
     ) -> Result<Appended> {
-        // A file per append, its name never used twice.
-        let part = format!("part-{}", uuid::Uuid::new_v4().simple());
-        let size = io::write(self.file(&part_path(upload, &part)), body, hasher).await?;
+        let Some(offset) = data_len(pieces) else {
+            // A session of the older layout goes on as it began: a file per
+            // append, its name never used twice.
+            let part = format!("part-{}", uuid::Uuid::new_v4().simple());
+            let size = io::write(self.file(&part_path(upload, &part)), body, hasher).await?;
+            return Ok(Appended {
+                pieces: vec![part],
+                size,
+            });
+        };
+        let data = self.file(&part_path(upload, DATA));
+        let size = io::write_at(data, offset, body, hasher).await?;
         Ok(Appended {
-            pieces: vec![part],
+            pieces: vec![format!("data:{size}")],
             size,
         })
     }
@@ -131,8 +166,28 @@ impl BlobStore for LocalStore {
             return Err(mismatch(actual));
         }
         let target = blob_path(expected);
-        // One part whose digest we know: a rename, no copy. (Parts are
-        // durable once written; the rename fsyncs the blob's directory.)
+        if let Some(size) = data_len(pieces).filter(|_| !pieces.is_empty()) {
+            let data = part_path(upload, DATA);
+            if hashed.is_none() {
+                // No running hash (sha512, or a session without its
+                // state): read the bytes once to check them.
+                let hasher = Hasher::new(expected.algorithm());
+                let actual = io::hash_prefix(self.file(&data), size, hasher)
+                    .await?
+                    .finish();
+                if &actual != expected {
+                    return Err(mismatch(&actual));
+                }
+            }
+            // Bytes past the acknowledged end (a failed last write) are cut,
+            // durably, before the file becomes the blob.
+            io::truncate(self.file(&data), size).await?;
+            self.fs.rename(&data, &target).await?;
+            return Ok(size);
+        }
+        // The older layout: one part whose digest we know is a rename.
+        // (Parts are durable once written; the rename fsyncs the blob's
+        // directory.)
         if let ([part], Some(_)) = (pieces, hashed.as_ref()) {
             let from = part_path(upload, part);
             let size = self.fs.head(&from).await?.size;
@@ -169,7 +224,16 @@ impl BlobStore for LocalStore {
     }
 
     async fn discard_pieces(&self, upload: &str, pieces: &[String]) -> Result<()> {
-        for part in pieces {
+        // Chunks just written at the end of the data file (the caller holds
+        // the upload's lock): cut them off again.
+        let written: u64 = pieces
+            .iter()
+            .filter_map(|p| p.strip_prefix("data:")?.parse::<u64>().ok())
+            .sum();
+        if written > 0 {
+            io::cut_last(self.file(&part_path(upload, DATA)), written).await?;
+        }
+        for part in pieces.iter().filter(|p| !p.starts_with("data:")) {
             match tokio::fs::remove_file(self.file(&part_path(upload, part))).await {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
@@ -239,5 +303,95 @@ impl BlobStore for LocalStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::digest::Algorithm;
+
+    fn body(data: &'static [u8]) -> BodyStream {
+        futures::stream::iter([Ok(Bytes::from_static(data))]).boxed()
+    }
+
+    /// A session begun by an older berth (a file per chunk) goes on and
+    /// finishes in its own layout.
+    #[tokio::test]
+    async fn a_session_of_the_older_layout_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let uploads = dir.path().join("uploads/u");
+        std::fs::create_dir_all(&uploads).unwrap();
+        std::fs::write(uploads.join("part-a"), b"hello ").unwrap();
+        let pieces = vec!["part-a".to_string()];
+        let more = store
+            .append("u", &pieces, None, body(b"world"), None)
+            .await
+            .unwrap();
+        assert!(more.pieces[0].starts_with("part-"), "{:?}", more.pieces);
+        let all = [pieces, more.pieces].concat();
+        let d = Digest::of(Algorithm::Sha256, b"hello world");
+        assert_eq!(store.commit_upload("u", &all, &d, None).await.unwrap(), 11);
+        assert_eq!(
+            std::fs::read(dir.path().join(blob_path(&d).as_ref())).unwrap(),
+            b"hello world"
+        );
+    }
+
+    /// Chunks go into one file; bytes a failed write left past the
+    /// acknowledged end are cut by the next append and by the commit.
+    #[tokio::test]
+    async fn chunks_share_one_file_and_leftovers_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let first = store
+            .append("u", &[], None, body(b"hello "), None)
+            .await
+            .unwrap();
+        assert_eq!(first.pieces, ["data:6"]);
+        let data = dir.path().join("uploads/u/data");
+        // A write that failed midway left bytes nobody acknowledged.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&data)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"GARBAGE").unwrap();
+        let second = store
+            .append("u", &first.pieces, None, body(b"wor"), None)
+            .await
+            .unwrap();
+        let pieces = [first.pieces, second.pieces].concat();
+        assert_eq!(std::fs::read(&data).unwrap(), b"hello wor");
+        std::io::Write::write_all(&mut f, b"MORE").unwrap();
+        let d = Digest::of(Algorithm::Sha256, b"hello wor");
+        assert_eq!(
+            store.commit_upload("u", &pieces, &d, None).await.unwrap(),
+            9
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join(blob_path(&d).as_ref())).unwrap(),
+            b"hello wor"
+        );
+        // A data file shorter than what was acknowledged is an error, not
+        // zeros.
+        let lost = ["data:100".to_string()];
+        assert!(
+            store
+                .append("v", &lost, None, body(b"x"), None)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn one_request_at_a_time_holds_an_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let held = store.lock_upload("u").await.unwrap().expect("free");
+        assert!(store.lock_upload("u").await.unwrap().is_none());
+        assert!(store.lock_upload("other").await.unwrap().is_some());
+        drop(held);
+        assert!(store.lock_upload("u").await.unwrap().is_some());
     }
 }
