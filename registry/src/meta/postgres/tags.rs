@@ -28,19 +28,25 @@ impl TagMeta for PostgresMeta {
         last: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Option<Vec<String>>> {
-        let Some(repo_id) = repository_id(&self.pool, repo).await? else {
-            return Ok(None);
-        };
+        // One statement a page: no row if the repository does not exist,
+        // one row without a name if it has no tags past `last`.
         // Names are COLLATE "C": compared and sorted bytewise.
-        let tags = sqlx::query_scalar(
-            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        let rows: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT t.name FROM repositories r
+             LEFT JOIN tags t ON t.repository_id = r.id AND t.name > $2
+             WHERE r.name = $1 ORDER BY t.name LIMIT $3",
         )
-        .bind(repo_id)
+        .bind(repo)
         .bind(last.unwrap_or(""))
-        .bind(limit.map(i64::from))
+        .bind(limit.map(|n| i64::from(n.max(1))))
         .fetch_all(&self.pool)
         .await?;
-        Ok(Some(tags))
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        // (A limit of 0 still asks for one row, to know the repository.)
+        let keep = limit.map_or(usize::MAX, |n| n as usize);
+        Ok(Some(rows.into_iter().flatten().take(keep).collect()))
     }
     async fn tag_history(&self, repo: &str) -> Result<Option<Vec<TagInfo>>> {
         let Some(repo_id) = repository_id(&self.pool, repo).await? else {
