@@ -52,7 +52,8 @@ impl Drop for Window {
     }
 }
 
-/// `len` bytes of `file` from `offset` as a window. `len` must be > 0.
+/// `len` bytes of `file` from `offset` as a window, read into the page
+/// cache (blocks: call it off the async workers). `len` must be > 0.
 pub fn map(file: &Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
     // SAFETY: a mapped file must not shrink while mapped (touching pages
     // past its end raises SIGBUS). Blob files are written under another
@@ -66,6 +67,12 @@ pub fn map(file: &Arc<File>, offset: u64, len: usize) -> io::Result<Bytes> {
             .len(len)
             .map(&**file)?
     };
+    // Read the range into the page cache now, on the caller's thread (the
+    // blocking pool): sendfile then finds it there instead of blocking an
+    // async worker on the disk, which would stall every request on that
+    // worker. Cheap when the pages are cached already; without
+    // MADV_POPULATE_READ (Linux < 5.14) the send reads them as before.
+    let _ = map.advise(memmap2::Advice::PopulateRead);
     let start = map.as_ptr() as usize;
     let registered = Registered {
         len,
