@@ -18,6 +18,7 @@ pub mod meta;
 pub mod metrics;
 pub mod oci;
 pub mod pattern;
+pub mod remote;
 pub mod report;
 pub mod server;
 pub mod service;

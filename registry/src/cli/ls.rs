@@ -4,13 +4,12 @@
 //! digest, size and platforms. Logs in like a client: basic credentials, or
 //! the token flow when the registry answers with a Bearer challenge.
 
-use std::collections::BTreeMap;
-
-use reqwest::header::{ACCEPT, AUTHORIZATION, LINK, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use reqwest::header::LINK;
+use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
 
 use crate::oci::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::remote::{Remote, error_message};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -136,19 +135,14 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// A registry client that logs in when challenged.
+/// The registry `berth ls` lists: a [`Remote`] that says what to do when
+/// it refuses.
 struct Client {
-    http: reqwest::Client,
-    base: String,
-    credentials: Option<(String, String)>,
+    remote: Remote,
 }
 
 impl Client {
     fn new(args: &Args) -> anyhow::Result<Self> {
-        let base = args.url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") && !base.starts_with("https://") {
-            anyhow::bail!("--url `{base}` is not an http:// or https:// URL");
-        }
         let credentials = match (&args.username, &args.password) {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),
             (Some(_), None) => {
@@ -156,87 +150,29 @@ impl Client {
             }
             _ => None,
         };
-        Ok(Self {
-            http: reqwest::Client::builder().build()?,
-            base,
-            credentials,
-        })
+        let remote = Remote::new(&args.url, credentials, reqwest::Client::builder().build()?)
+            .map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+        Ok(Self { remote })
     }
 
-    /// GET `path`; on a Bearer challenge, fetches a token for the
-    /// challenged scope and asks again.
+    /// GET `path`, logging in when challenged.
     async fn get(&self, path: &str, accept: &str) -> anyhow::Result<Response> {
-        let url = format!("{}{path}", self.base);
-        let request = || {
-            let r = self.http.get(&url).header(ACCEPT, accept);
-            match &self.credentials {
-                Some((u, p)) => r.basic_auth(u, Some(p)),
-                None => r,
-            }
-        };
-        let response = request().send().await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
-        let Some(challenge) = response
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .filter(|c| c.starts_with("Bearer "))
-            .map(parse_challenge)
-        else {
+        let response = self
+            .remote
+            .send(Method::GET, path, Some(accept), None)
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
             anyhow::bail!(
-                "{url}: 401 Unauthorized{}",
-                if self.credentials.is_some() {
+                "{}{path}: 401 Unauthorized{}",
+                self.remote.base(),
+                if self.remote.has_credentials() {
                     " (wrong user name or password?)"
                 } else {
                     "; log in with --username and BERTH_PASSWORD"
                 }
             );
-        };
-        let token = self.token(&challenge).await?;
-        Ok(self
-            .http
-            .get(&url)
-            .header(ACCEPT, accept)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .send()
-            .await?)
-    }
-
-    async fn token(&self, challenge: &BTreeMap<String, String>) -> anyhow::Result<String> {
-        let realm = challenge
-            .get("realm")
-            .ok_or_else(|| anyhow::anyhow!("the registry's challenge names no realm"))?;
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(service) = challenge.get("service") {
-            query.push(("service", service));
         }
-        for scope in challenge
-            .get("scope")
-            .into_iter()
-            .flat_map(|s| s.split(' '))
-        {
-            query.push(("scope", scope));
-        }
-        let mut request = self.http.get(realm).query(&query);
-        if let Some((u, p)) = &self.credentials {
-            request = request.basic_auth(u, Some(p));
-        }
-        let response = request.send().await?;
-        if !response.status().is_success() {
-            anyhow::bail!(
-                "the token service at {realm} answered {}: {}",
-                response.status(),
-                error_message(response).await
-            );
-        }
-        let body: Value = response.json().await?;
-        body["token"]
-            .as_str()
-            .or(body["access_token"].as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow::anyhow!("the token service at {realm} returned no token"))
+        Ok(response)
     }
 
     /// Every item of `field` across the pages of a listing (`Link` headers).
@@ -295,42 +231,12 @@ async fn checked(response: Response, path: &str) -> anyhow::Result<Value> {
     Ok(response.json().await?)
 }
 
-/// The message of the spec's error body, or the body itself.
-async fn error_message(response: Response) -> String {
-    let text = response.text().await.unwrap_or_default();
-    serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
-        .unwrap_or(text)
-}
-
-/// `Bearer realm="…",service="…",scope="…"` -> its parameters.
-fn parse_challenge(header: &str) -> BTreeMap<String, String> {
-    let mut params = BTreeMap::new();
-    let mut rest = header.trim_start_matches("Bearer ").trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key.trim().trim_start_matches(',').trim();
-        let (value, remainder) = match after.strip_prefix('"') {
-            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
-            None => after.split_once(',').unwrap_or((after, "")),
-        };
-        params.insert(key.to_string(), value.to_string());
-        rest = remainder.trim_start_matches(',').trim();
-    }
-    params
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn challenges_and_sizes() {
-        let c = parse_challenge(
-            r#"Bearer realm="http://r/auth/token",service="berth",scope="repository:a:pull registry:catalog:*""#,
-        );
-        assert_eq!(c["realm"], "http://r/auth/token");
-        assert_eq!(c["scope"], "repository:a:pull registry:catalog:*");
+    fn sizes() {
         assert_eq!(human(512), "512 B");
         assert_eq!(human(3 * 1024 * 1024 / 2), "1.5 MiB");
     }
