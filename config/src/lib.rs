@@ -9,6 +9,7 @@
 //! - [`policy`]: the policy file (robots, groups, rules);
 //! - [`repository`]: per-repository settings (quota, immutable tags,
 //!   retention), in the policy file or the config file;
+//! - [`mirror`]: upstream registries mirrored (pull-through cache);
 //! - [`env`]: environment variable names;
 //! - [`readyz`]: the bodies of `GET /readyz` (the operator reads them).
 //!
@@ -16,6 +17,7 @@
 //! no behaviour of either binary.
 
 pub mod env;
+pub mod mirror;
 pub mod policy;
 pub mod readyz;
 pub mod repository;
@@ -24,6 +26,7 @@ pub mod server;
 mod error;
 
 pub use error::FileError;
+pub use mirror::MirrorConfig;
 pub use policy::{Action, PolicyFile, Robot, Rule};
 pub use repository::{RepositorySettings, RetentionRules, parse_duration};
 pub use server::{LogFormat, S3Config, ServerConfig, StorageBackend};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FileError, load_yaml, parse_yaml};
+use crate::mirror::MirrorConfig;
 use crate::repository::RepositorySettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -255,6 +256,12 @@ pub struct ServerConfig {
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<RepositorySettings>,
+
+    /// An upstream registry to mirror, NAME=URL (repeatable; the config
+    /// file's `mirrors:` takes credentials, TTL, patterns and a size limit).
+    #[arg(long = "mirror", env = "BERTH_MIRRORS", value_delimiter = ',', value_parser = MirrorConfig::parse_flag)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorConfig>,
 }
 
 /// `a.or(b)` for every field.
@@ -264,6 +271,7 @@ macro_rules! over {
             $($field: $over.$field.or($under.$field),)*
             s3: S3Config::default(),
             repositories: Vec::new(),
+            mirrors: Vec::new(),
         }
     };
 }
@@ -319,6 +327,8 @@ impl ServerConfig {
         merged.s3 = self.s3.over(file.s3);
         merged.repositories = file.repositories;
         merged.repositories.extend(self.repositories);
+        merged.mirrors = file.mirrors;
+        merged.mirrors.extend(self.mirrors);
         merged
     }
 
@@ -386,6 +396,7 @@ impl ServerConfig {
                 .or(Some(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS)),
             shutdown_delay_seconds: self.shutdown_delay_seconds.or(Some(0)),
             repositories: self.repositories,
+            mirrors: self.mirrors,
         }
     }
 
@@ -455,6 +466,18 @@ impl ServerConfig {
             settings.validate().map_err(|(field, message)| {
                 FileError::invalid(path, format!("repositories[{i}].{field}"), message)
             })?;
+        }
+        for (i, mirror) in self.mirrors.iter().enumerate() {
+            mirror.validate().map_err(|(field, message)| {
+                FileError::invalid(path, format!("mirrors[{i}].{field}"), message)
+            })?;
+            if self.mirrors[..i].iter().any(|m| m.name == mirror.name) {
+                return Err(FileError::invalid(
+                    path,
+                    format!("mirrors[{i}].name"),
+                    format!("`{}` is mirrored twice", mirror.name),
+                ));
+            }
         }
         Ok(())
     }

@@ -42,6 +42,10 @@ pub struct NewManifest<'a> {
     pub quotas: &'a [Quota],
     /// Tag patterns that may be created but never moved to another manifest.
     pub immutable_tags: &'a [String],
+    /// Whether every blob and child manifest must be in the repository
+    /// already (a push). False for a manifest mirrored from an upstream:
+    /// its blobs and children are fetched when first pulled.
+    pub check_children: bool,
 }
 
 /// One entry of a referrers response.

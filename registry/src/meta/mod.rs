@@ -12,6 +12,7 @@ mod gc;
 mod logins;
 mod manifest_cache;
 mod manifests;
+mod mirror;
 pub mod postgres;
 mod repositories;
 mod retention;
@@ -26,6 +27,7 @@ pub use blobs::{BlobMeta, Claim};
 pub use gc::{DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, RepoSweep, SweepRules};
 pub use logins::{LoginFailures, LoginMeta};
 pub use manifests::{ManifestMeta, ManifestRecord, NewManifest, Reference, Referrer};
+pub use mirror::{MirrorMeta, Pulled};
 pub use postgres::PostgresMeta;
 pub use repositories::RepositoryMeta;
 pub use retention::RetentionMeta;
@@ -124,6 +126,7 @@ pub trait MetaStore:
     + GcMeta
     + StatsMeta
     + LoginMeta
+    + MirrorMeta
     + 'static
 {
 }
@@ -138,6 +141,7 @@ impl<T> MetaStore for T where
         + GcMeta
         + StatsMeta
         + LoginMeta
+        + MirrorMeta
         + 'static
 {
 }

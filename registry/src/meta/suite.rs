@@ -55,6 +55,7 @@ fn manifest<'a>(digest: &'a Digest, content: &'a [u8]) -> NewManifest<'a> {
         tags: &[],
         quotas: &[],
         immutable_tags: &[],
+        check_children: true,
     }
 }
 
@@ -1443,6 +1444,92 @@ async fn login_failures(meta: &dyn MetaStore) {
     assert_eq!(meta.login_failures("1.2.3.4\nalice").await.unwrap(), None);
 }
 
+async fn mirror_records(meta: &dyn MetaStore) {
+    // Tags checked upstream.
+    assert_eq!(meta.tag_checked_at("up/a", "v1").await.unwrap(), None);
+    meta.set_tag_checked("up/a", "v1", 1_000).await.unwrap();
+    meta.set_tag_checked("up/a", "v1", 2_000).await.unwrap();
+    assert_eq!(
+        meta.tag_checked_at("up/a", "v1").await.unwrap(),
+        Some(2_000)
+    );
+    assert_eq!(meta.tag_checked_at("up/a", "v2").await.unwrap(), None);
+
+    // One fetch at a time; a dead holder's claim is taken over.
+    assert!(meta.claim_fetch("b:x", "p1", 100, 0).await.unwrap());
+    assert!(!meta.claim_fetch("b:x", "p2", 150, 50).await.unwrap());
+    assert!(
+        meta.claim_fetch("b:x", "p1", 160, 50).await.unwrap(),
+        "its own claim, renewed"
+    );
+    meta.release_fetch("b:x", "p2").await.unwrap();
+    assert!(
+        !meta.claim_fetch("b:x", "p2", 170, 50).await.unwrap(),
+        "released by a non-owner"
+    );
+    assert!(
+        meta.claim_fetch("b:x", "p2", 500, 200).await.unwrap(),
+        "stale: taken over"
+    );
+    meta.release_fetch("b:x", "p2").await.unwrap();
+    assert!(meta.claim_fetch("b:x", "p3", 510, 0).await.unwrap());
+
+    // Pulls, least recent first, under a prefix.
+    meta.record_pull("up/a", "sha256:1", 30).await.unwrap();
+    meta.record_pull("up/b", "sha256:2", 10).await.unwrap();
+    meta.record_pull("other/c", "sha256:3", 5).await.unwrap();
+    meta.record_pull("up/a", "sha256:4", 20).await.unwrap();
+    meta.record_pull("up/a", "sha256:1", 40).await.unwrap();
+    let lru = meta.least_recently_pulled("up/", 10).await.unwrap();
+    let order: Vec<(&str, i64)> = lru
+        .iter()
+        .map(|p| (p.manifest.as_str(), p.pulled_at))
+        .collect();
+    assert_eq!(
+        order,
+        [("sha256:2", 10), ("sha256:4", 20), ("sha256:1", 40)]
+    );
+    assert_eq!(meta.least_recently_pulled("up/", 1).await.unwrap().len(), 1);
+    meta.forget_pull("up/b", "sha256:2").await.unwrap();
+    assert_eq!(
+        meta.least_recently_pulled("up/", 10).await.unwrap().len(),
+        2
+    );
+
+    // A mirrored manifest may name blobs not fetched yet; a push may not.
+    let layer = Descriptor {
+        digest: digest(b"not fetched yet"),
+        size: 15,
+    };
+    let content = br#"{"mirrored":true}"#;
+    let d = digest(content);
+    let pushed = NewManifest {
+        blobs: std::slice::from_ref(&layer),
+        ..manifest(&d, content)
+    };
+    assert!(matches!(
+        meta.put_manifest("up/m", pushed).await,
+        Err(MetaError::BlobUnknown(_))
+    ));
+    let mirrored = NewManifest {
+        blobs: std::slice::from_ref(&layer),
+        check_children: false,
+        ..manifest(&d, content)
+    };
+    meta.put_manifest("up/m", mirrored).await.unwrap();
+    assert!(
+        has_manifest(
+            meta,
+            "up/m",
+            &Descriptor {
+                digest: d,
+                size: content.len() as u64
+            }
+        )
+        .await
+    );
+}
+
 // ------------------------------------------------------- every backend
 
 macro_rules! every_backend {
@@ -1490,6 +1577,7 @@ every_backend!(
     manifest_cache_follows_changes,
     closed_store_is_unavailable,
     login_failures,
+    mirror_records,
 );
 
 // ------------------------------------------------------- PostgreSQL

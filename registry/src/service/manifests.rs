@@ -103,6 +103,7 @@ impl Repository<'_> {
                     tags: &tags,
                     quotas: &self.settings.quotas,
                     immutable_tags: &self.settings.immutable_tags,
+                    check_children: true,
                 },
             )
             .await?;

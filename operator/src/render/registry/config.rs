@@ -103,6 +103,7 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
         // Per-repository settings come from the Repositories, in the policy
         // file (reloaded without a restart).
         repositories: Vec::new(),
+        mirrors: Vec::new(),
     }
 }
 

@@ -48,7 +48,7 @@ impl ManifestMeta for PostgresMeta {
         let m = &m;
         transaction!(self, Mode::WRITE, |tx| {
             let repo_id = ensure_repository(tx, repo).await?;
-            for blob in m.blobs {
+            for blob in m.blobs.iter().filter(|_| m.check_children) {
                 let stored: Option<i64> = sqlx::query_scalar(
                     "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
                      WHERE rb.repository_id = $1 AND rb.digest = $2",
@@ -61,7 +61,7 @@ impl ManifestMeta for PostgresMeta {
                     stored.ok_or_else(|| MetaError::BlobUnknown(blob.digest.to_string()))?;
                 blob.check_size(stored.max(0) as u64)?;
             }
-            for child in m.manifests {
+            for child in m.manifests.iter().filter(|_| m.check_children) {
                 let stored: Option<i64> = sqlx::query_scalar(
                     "SELECT octet_length(content)::BIGINT FROM manifests
                      WHERE repository_id = $1 AND digest = $2",

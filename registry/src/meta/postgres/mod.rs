@@ -104,6 +104,7 @@ mod blobs;
 mod gc;
 mod logins;
 mod manifests;
+mod mirror;
 mod quotas;
 mod repositories;
 mod retention;

@@ -52,7 +52,7 @@ impl ManifestMeta for SqliteMeta {
     async fn put_manifest(&self, repo: &str, m: NewManifest<'_>) -> Result<()> {
         let mut tx = self.begin(Durability::Full).await?;
         let repo_id = ensure_repository(&mut tx, repo).await?;
-        for blob in m.blobs {
+        for blob in m.blobs.iter().filter(|_| m.check_children) {
             let stored: Option<i64> = sqlx::query_scalar(
                 "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
                  WHERE rb.repository_id = $1 AND rb.digest = $2",
@@ -64,7 +64,7 @@ impl ManifestMeta for SqliteMeta {
             let stored = stored.ok_or_else(|| MetaError::BlobUnknown(blob.digest.to_string()))?;
             blob.check_size(stored.max(0) as u64)?;
         }
-        for child in m.manifests {
+        for child in m.manifests.iter().filter(|_| m.check_children) {
             let stored: Option<i64> = sqlx::query_scalar(
                 "SELECT length(content) FROM manifests WHERE repository_id = $1 AND digest = $2",
             )

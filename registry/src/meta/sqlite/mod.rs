@@ -11,6 +11,7 @@ mod blobs;
 mod gc;
 mod logins;
 mod manifests;
+mod mirror;
 mod quotas;
 mod repositories;
 mod retention;
