@@ -94,6 +94,8 @@ pub struct Config {
     /// Per-repository settings of the config file (the policy file, if
     /// any, adds its own).
     pub repositories: Vec<RepositorySettings>,
+    /// Upstream registries mirrored (pull-through cache).
+    pub mirrors: Vec<berth_config::MirrorConfig>,
 }
 
 impl Config {
@@ -161,6 +163,7 @@ impl Config {
             },
             shutdown_delay: seconds(c.shutdown_delay_seconds),
             repositories: c.repositories,
+            mirrors: c.mirrors,
         }
     }
 }

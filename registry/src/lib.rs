@@ -16,6 +16,7 @@ pub mod http;
 pub mod maintenance;
 pub mod meta;
 pub mod metrics;
+pub mod mirror;
 pub mod oci;
 pub mod pattern;
 pub mod remote;

@@ -130,6 +130,52 @@ pub static HTTP_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// Pulls through a mirror, by mirror and result: `hit` (served from the
+/// cache, upstream not asked), `revalidated` (a tag checked upstream, still
+/// the same), `miss` (fetched upstream), `stale` (the upstream failed and
+/// the cached content was served).
+pub static MIRROR_PULLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "berth_mirror_pulls_total",
+                "Manifest and blob pulls through a mirror, by result.",
+            ),
+            &["mirror", "result"],
+        )
+        .expect("static metric definition"),
+    )
+});
+
+/// Requests a mirror sent to its upstream, by method and status (`error`
+/// when no answer came).
+pub static MIRROR_UPSTREAM_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "berth_mirror_upstream_requests_total",
+                "Requests sent to a mirror's upstream registry.",
+            ),
+            &["mirror", "method", "status"],
+        )
+        .expect("static metric definition"),
+    )
+});
+
+/// Bytes a mirror fetched from its upstream.
+pub static MIRROR_UPSTREAM_BYTES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "berth_mirror_upstream_bytes_total",
+                "Bytes fetched from a mirror's upstream registry.",
+            ),
+            &["mirror"],
+        )
+        .expect("static metric definition"),
+    )
+});
+
 /// Requests refused with 503 because a store (the metadata database, the
 /// blob bucket) did not answer, by store (`metadata`, `blobs`).
 pub static STORE_UNAVAILABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {

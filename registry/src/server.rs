@@ -143,7 +143,12 @@ pub async fn open_state(config: &Config) -> anyhow::Result<AppState> {
         }
     };
     Ok(AppState {
-        registry: Arc::new(Registry::new(meta, blobs, settings)),
+        registry: Arc::new(Registry::new(
+            meta,
+            blobs,
+            settings,
+            crate::mirror::Mirrors::open(&config.mirrors)?,
+        )),
         access,
         stopping: Arc::default(),
     })
@@ -158,6 +163,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             grace: config.gc.grace,
             delete_untagged: !config.gc.keep_untagged,
             dry_run: false,
+            cache_limits: maintenance::evict::CacheLimit::of(&config.mirrors),
         };
         tracing::info!(every_seconds = every.as_secs(), "gc runs inside the server");
         tokio::spawn(maintenance::gc_every(

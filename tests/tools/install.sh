@@ -39,6 +39,7 @@ regctl_dir="$cache/regctl-$REGCTL_VERSION"
 cosign_dir="$cache/cosign-$COSIGN_VERSION"
 python_oras_dir="$cache/python-oras-$PYTHON_ORAS_VERSION"
 versitygw_dir="$cache/versitygw-$VERSITYGW_VERSION"
+distribution_dir="$cache/distribution-$DISTRIBUTION_VERSION"
 cri_pull_src="$here/cri-pull"
 cri_pull_dir="$cache/cri-pull-$(cat "$cri_pull_src"/go.mod "$cri_pull_src"/go.sum "$cri_pull_src"/*.go | sha256sum | cut -c1-16)"
 
@@ -60,6 +61,7 @@ print_env() {
 	printf 'export BERTH_HELM_BIN=%q\n' "$helm_dir/helm"
 	printf 'export BERTH_PYTHON_ORAS=%q\n' "$python_oras_dir/bin/python"
 	printf 'export BERTH_VERSITYGW_BIN=%q\n' "$versitygw_dir/versitygw"
+	printf 'export BERTH_DISTRIBUTION_BIN=%q\n' "$distribution_dir/registry"
 }
 
 if [[ $mode == paths ]]; then
@@ -194,6 +196,7 @@ install_go_tools() {
 	go_tool regctl "$REGCTL_PACKAGE@$REGCTL_VERSION" "$regctl_dir" version
 	go_tool cosign "$COSIGN_PACKAGE@$COSIGN_VERSION" "$cosign_dir" version
 	go_tool versitygw "$VERSITYGW_PACKAGE@$VERSITYGW_VERSION" "$versitygw_dir" --version
+	go_tool registry "$DISTRIBUTION_PACKAGE@$DISTRIBUTION_VERSION" "$distribution_dir" --version
 	install_cri_pull
 	install_python_oras
 }
@@ -246,7 +249,7 @@ main() {
 	[[ -x "$oras_dir/oras" ]] || die "oras binary missing at $oras_dir"
 	[[ -x "$helm_dir/helm" ]] || die "helm binary missing at $helm_dir"
 	local t
-	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python" "$versitygw_dir/versitygw"; do
+	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python" "$versitygw_dir/versitygw" "$distribution_dir/registry"; do
 		[[ -x $t ]] || die "$t missing"
 	done
 }

@@ -32,6 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             grace,
             delete_untagged: !args.keep_untagged.unwrap_or(config.gc.keep_untagged),
             dry_run: args.dry_run,
+            cache_limits: crate::maintenance::evict::CacheLimit::of(&config.mirrors),
         };
         let report = gc::run(meta.as_ref(), blobs.as_ref(), &opts).await?;
         if report.skipped {
@@ -46,8 +47,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "deleted"
         };
         let mut out = format!(
-            "gc {verb}: {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes), \
+            "gc {verb}: {} manifests evicted from mirror caches, {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes), \
              {} staging files ({} bytes), {} abandoned uploads; {} repositories in {:.3} s",
+            report.evicted.len(),
             report.manifests.len(),
             report.links,
             report.repositories_removed.len(),

@@ -8,6 +8,8 @@ use super::errors::{ApiError, ApiResult, Code};
 use super::range::{RangeRequest, parse_range};
 use super::{AppState, Req, hv};
 use crate::oci::digest::Digest;
+use crate::service::ServiceError;
+use crate::service::mirrored::Fetched;
 
 pub fn parse_digest(s: &str) -> ApiResult<Digest> {
     s.parse()
@@ -17,7 +19,42 @@ pub fn parse_digest(s: &str) -> ApiResult<Digest> {
 pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiResult {
     let digest = parse_digest(digest)?;
     let repo = state.registry.repository(name);
-    let size = repo.blob_size(&digest).await?;
+    let size = match repo.blob_size(&digest).await {
+        Ok(size) => {
+            repo.mirror_hit();
+            size
+        }
+        Err(ServiceError::BlobUnknown { .. }) if repo.mirror.is_some() => {
+            // Not cached yet: from the mirror's upstream.
+            if req.method == Method::HEAD {
+                let size = repo.upstream_blob_size(&digest).await?;
+                return Ok(blob_response(
+                    StatusCode::OK,
+                    Body::empty(),
+                    &digest,
+                    size,
+                    None,
+                    size,
+                ));
+            }
+            match state.registry.mirrored_blob(name, &digest).await? {
+                Fetched::Stored => repo.blob_size(&digest).await?,
+                // Streamed whole as it arrives (a Range is served once cached).
+                Fetched::Streaming { size, stream } => {
+                    let body = Body::from_stream(stream);
+                    return Ok(blob_response(
+                        StatusCode::OK,
+                        body,
+                        &digest,
+                        size,
+                        None,
+                        size,
+                    ));
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     if req.method == Method::GET
         && let Some(url) = repo.blob_redirect(&digest).await?
     {
@@ -50,6 +87,18 @@ pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiRes
     } else {
         Body::from_stream(repo.read_blob(&digest, range.clone()).await?)
     };
+    Ok(blob_response(status, body, &digest, length, range, size))
+}
+
+/// A blob's response: its headers, for all of it or `range` (of `size`).
+fn blob_response(
+    status: StatusCode,
+    body: Body,
+    digest: &Digest,
+    length: u64,
+    range: Option<std::ops::Range<u64>>,
+    size: u64,
+) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -65,7 +114,7 @@ pub async fn get(state: &AppState, name: &str, digest: &str, req: Req) -> ApiRes
             hv(format!("bytes {}-{}/{size}", r.start, r.end - 1)),
         );
     }
-    Ok(response)
+    response
 }
 
 pub async fn delete(state: &AppState, name: &str, digest: &str) -> ApiResult {

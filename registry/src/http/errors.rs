@@ -228,6 +228,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::BodyUnreadable(_) => Self::new(Code::BlobUploadInvalid, message),
             ServiceError::ManifestInvalid(_) => Self::new(Code::ManifestInvalid, message),
             ServiceError::Busy(_) => Self::retry_soon(message),
+            ServiceError::MirrorReadOnly { .. } | ServiceError::MirrorRefused { .. } => {
+                Self::new(Code::Denied, message)
+            }
+            ServiceError::UpstreamUnavailable { .. } => {
+                let mut e = Self::new(Code::Unavailable, message);
+                e.retry_after = Some(5);
+                e
+            }
+            ServiceError::UpstreamFailed { .. } => {
+                Self::new(Code::Unavailable, message).with_status(StatusCode::BAD_GATEWAY)
+            }
         }
     }
 }

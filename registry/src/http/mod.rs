@@ -36,6 +36,7 @@ use berth_config::readyz;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::AccessControl;
+use crate::mirror;
 use crate::service::Registry;
 use errors::{ApiError, ApiResult, Code};
 use request_id::MakeCounterId;
@@ -245,7 +246,15 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let rest = route::rest_of(request.uri().path());
     let mut req = Req::from_request(request);
     let result = async {
-        let route = route::parse(&rest)?;
+        let mut route = route::parse(&rest)?;
+        // A mirrored image asked for by its upstream name (`?ns=`), or with
+        // Docker Hub's implicit `library/`: the local repository it means.
+        if let Some(name) = route.name_mut()
+            && let Some(local) =
+                mirror::addressing::local_name(&state.registry.mirrors, name, req.params.get("ns"))
+        {
+            *name = local;
+        }
         let ask = access::ask(&state, Some(&route), &req)?;
         req.caller = access::check(&state, ask).await?;
         handle(&state, route, req).await

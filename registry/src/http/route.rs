@@ -121,6 +121,19 @@ pub fn template(path: &str) -> &'static str {
 }
 
 impl Route {
+    /// The repository name, for the endpoints that have one.
+    pub fn name_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Route::Catalog => None,
+            Route::Tags { name }
+            | Route::Manifest { name, .. }
+            | Route::Blob { name, .. }
+            | Route::Uploads { name }
+            | Route::Upload { name, .. }
+            | Route::Referrers { name, .. } => Some(name),
+        }
+    }
+
     pub fn endpoint(&self) -> Endpoint {
         match self {
             Route::Catalog => Endpoint::Catalog,

@@ -42,6 +42,9 @@ pub struct GcOptions {
     pub delete_untagged: bool,
     /// Report what would go; change nothing.
     pub dry_run: bool,
+    /// Mirror caches held to a size: their least recently pulled manifests
+    /// go first.
+    pub cache_limits: Vec<super::evict::CacheLimit>,
 }
 
 impl Default for GcOptions {
@@ -50,6 +53,7 @@ impl Default for GcOptions {
             grace: Duration::from_secs(3600),
             delete_untagged: true,
             dry_run: false,
+            cache_limits: Vec::new(),
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct GcReport {
     pub repositories_checked: u64,
     /// (repository, digest) of each untagged manifest deleted.
     pub manifests: Vec<(String, String)>,
+    /// (repository, digest) of each manifest evicted from a mirror's cache.
+    pub evicted: Vec<(String, String)>,
     pub links: u64,
     pub repositories_removed: Vec<String>,
     pub blobs: u64,
@@ -165,6 +171,7 @@ async fn collect(
         sweep_links: true,
         claim_cutoff_ms: cutoff_ms.min(started_ms - CLAIM_TTL.as_millis() as i64),
     };
+    report.evicted = super::evict::evict(meta, &opts.cache_limits, opts.dry_run).await?;
     let leftover_cutoff = std::time::SystemTime::now() - opts.grace;
     report.leftovers = super::sweep_leftovers(meta, blobs, leftover_cutoff, opts.dry_run).await?;
     if opts.dry_run {

@@ -1,8 +1,9 @@
 //! Keeping a registry's disk in check: garbage collection ([`gc`]),
-//! retention rules ([`retention`]) and storage usage against quotas
-//! ([`usage`]). Quotas and immutable tags are enforced at push time by the
+//! retention rules ([`retention`]), mirror caches held to their size
+//! ([`evict`], run by gc) and storage usage against quotas ([`usage`]). Quotas and immutable tags are enforced at push time by the
 //! metadata store; see `crate::settings` for where their rules come from.
 
+pub mod evict;
 pub mod gc;
 pub mod retention;
 

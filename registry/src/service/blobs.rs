@@ -44,6 +44,7 @@ impl Repository<'_> {
 
     /// Stops this repository serving blob `digest`.
     pub async fn delete_blob(&self, digest: &Digest) -> Result<()> {
+        self.refuse_if_mirrored()?;
         if self.meta().unlink_blob(self.name, digest).await? {
             Ok(())
         } else {
@@ -51,7 +52,7 @@ impl Repository<'_> {
         }
     }
 
-    fn blob_unknown(&self, digest: &Digest) -> ServiceError {
+    pub(super) fn blob_unknown(&self, digest: &Digest) -> ServiceError {
         ServiceError::BlobUnknown {
             repo: self.name.to_string(),
             digest: digest.clone(),

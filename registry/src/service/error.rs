@@ -37,6 +37,27 @@ pub enum ServiceError {
     ManifestInvalid(String),
     #[error("blob {0} is being garbage-collected right now; retry the upload")]
     Busy(Digest),
+    /// A push into a mirror's repositories (they hold what the upstream
+    /// serves).
+    #[error("`{repo}` mirrors {mirror}: pushes are refused (allow_push is off)")]
+    MirrorReadOnly { repo: String, mirror: String },
+    /// An upstream repository the mirror's patterns do not allow.
+    #[error("mirror {mirror} does not serve `{repo}` (not in its repositories)")]
+    MirrorRefused { mirror: String, repo: String },
+    /// The upstream could not be asked now, and nothing is cached.
+    #[error("upstream {mirror} ({url}) is unavailable: {cause}")]
+    UpstreamUnavailable {
+        mirror: String,
+        url: String,
+        cause: String,
+    },
+    /// The upstream refused, or answered what the mirror cannot use.
+    #[error("upstream {mirror} ({url}) failed: {cause}")]
+    UpstreamFailed {
+        mirror: String,
+        url: String,
+        cause: String,
+    },
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]

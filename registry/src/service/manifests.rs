@@ -28,6 +28,9 @@ pub struct PushedManifest {
 impl Repository<'_> {
     /// The manifest `reference` names.
     pub async fn manifest(&self, reference: &TagOrDigest) -> Result<ManifestRecord> {
+        if let Some(record) = self.mirrored_manifest(reference).await? {
+            return Ok(record);
+        }
         let found = match reference {
             TagOrDigest::Tag(tag) => self.meta().manifest(self.name, Reference::Tag(tag)).await?,
             TagOrDigest::Digest(d) => {
@@ -48,6 +51,7 @@ impl Repository<'_> {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<PushedManifest> {
+        self.refuse_if_mirrored()?;
         let parsed = manifest::parse(&body, content_type)
             .map_err(|e| ServiceError::ManifestInvalid(e.to_string()))?;
         let (digest, mut tags) = match reference {
@@ -117,6 +121,7 @@ impl Repository<'_> {
     /// Deletes a tag, or a manifest by digest with every tag pointing at
     /// it; immutable tags refuse both.
     pub async fn delete_manifest(&self, reference: &TagOrDigest) -> Result<()> {
+        self.refuse_if_mirrored()?;
         let deleted = match reference {
             TagOrDigest::Tag(tag) => match self.settings.immutable_pattern(tag) {
                 Some(pattern) => {
@@ -141,7 +146,7 @@ impl Repository<'_> {
         }
     }
 
-    fn manifest_unknown(&self, reference: &TagOrDigest) -> ServiceError {
+    pub(super) fn manifest_unknown(&self, reference: &TagOrDigest) -> ServiceError {
         ServiceError::ManifestUnknown {
             repo: self.name.to_string(),
             reference: reference.to_string(),

@@ -7,12 +7,14 @@
 //! request: its name and its settings, resolved once. The operations are
 //! methods of it, one file per area: [`uploads`], [`manifests`], [`blobs`],
 //! [`listings`]; [`publish`] is the protocol that makes a blob visible
-//! while gc may run elsewhere.
+//! while gc may run elsewhere; [`mirrored`] serves a mirror's repositories
+//! from the cache or its upstream.
 
 pub mod blobs;
 mod error;
 pub mod listings;
 pub mod manifests;
+pub mod mirrored;
 pub mod publish;
 pub mod uploads;
 
@@ -23,6 +25,7 @@ use bytes::Bytes;
 pub use error::ServiceError;
 
 use crate::meta::MetaStore;
+use crate::mirror::{Mirror, Mirrors};
 use crate::settings::{Settings, SettingsSource};
 use crate::storage::{BlobStore, BodyStream};
 
@@ -33,6 +36,8 @@ pub struct Registry {
     pub meta: Arc<dyn MetaStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub settings: SettingsSource,
+    /// Upstreams whose content is served from repositories `<name>/…`.
+    pub mirrors: Mirrors,
 }
 
 impl Registry {
@@ -40,11 +45,13 @@ impl Registry {
         meta: Arc<dyn MetaStore>,
         blobs: Arc<dyn BlobStore>,
         settings: SettingsSource,
+        mirrors: Mirrors,
     ) -> Self {
         Self {
             meta,
             blobs,
             settings,
+            mirrors,
         }
     }
 
@@ -55,6 +62,7 @@ impl Registry {
             registry: self,
             name,
             settings: self.settings.for_repository(name),
+            mirror: self.mirrors.of_repository(name),
         }
     }
 }
@@ -65,6 +73,8 @@ pub struct Repository<'a> {
     pub name: &'a str,
     /// Quotas, immutable tags and retention that apply to it.
     pub settings: Settings,
+    /// The mirror it is in, and its name upstream.
+    pub mirror: Option<(Arc<Mirror>, &'a str)>,
 }
 
 impl Repository<'_> {

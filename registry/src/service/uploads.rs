@@ -36,6 +36,7 @@ pub enum MountSource<'a> {
 impl Repository<'_> {
     /// A new upload session; returns its id.
     pub async fn start_upload(&self) -> Result<String> {
+        self.refuse_if_mirrored()?;
         let id = uuid::Uuid::new_v4().to_string();
         self.meta().create_upload(self.name, &id).await?;
         Ok(id)
@@ -66,6 +67,7 @@ impl Repository<'_> {
     /// Links `digest` into this repository from `source`, if it may be
     /// mounted from there. False: not mountable (the caller starts an upload).
     pub async fn mount(&self, digest: &Digest, source: MountSource<'_>) -> Result<bool> {
+        self.refuse_if_mirrored()?;
         let found = match source {
             MountSource::Repository(from) => {
                 self.meta().repository_blob(from, digest).await?.is_some()
@@ -201,6 +203,13 @@ impl Repository<'_> {
 
     /// `POST ?digest=`: the whole blob in one request, no session.
     pub async fn upload_whole(&self, digest: &Digest, body: Body) -> Result<()> {
+        self.refuse_if_mirrored()?;
+        self.publish_body(digest, body, None).await
+    }
+
+    /// Stores a blob a mirror fetched from its upstream: verified and linked
+    /// as a push would be, which the mirror's repositories refuse to clients.
+    pub(super) async fn cache_whole(&self, digest: &Digest, body: Body) -> Result<()> {
         self.publish_body(digest, body, None).await
     }
 
