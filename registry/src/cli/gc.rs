@@ -47,9 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "deleted"
         };
         let mut out = format!(
-            "gc {verb}: {} manifests evicted from mirror caches, {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes), \
+            "gc {verb}: {} untagged manifests, {} blob links, {} empty repositories, {} blobs ({} bytes), \
              {} staging files ({} bytes), {} abandoned uploads; {} repositories in {:.3} s",
-            report.evicted.len(),
             report.manifests.len(),
             report.links,
             report.repositories_removed.len(),
@@ -61,6 +60,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.repositories_checked,
             report.duration.as_secs_f64()
         );
+        if !report.evicted.is_empty() {
+            out.push_str(&format!(
+                "\nevicted from mirror caches over their size (least recently pulled first): {} manifests",
+                report.evicted.len()
+            ));
+        }
         if report.dry_run {
             out.push_str(&format!(
                 "\nkept for the grace period ({}): {} manifests, {} blobs ({} bytes)",
