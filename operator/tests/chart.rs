@@ -569,6 +569,7 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         ("monitoring.coreos.com", "servicemonitors"),
         ("batch", "cronjobs"), // retention CronJob
         ("", "secrets"),       // robot and pull Secrets
+        ("", "configmaps"),    // containerd hosts.toml, when the mirrors go
     ];
     let mut set = BTreeSet::new();
     let mut add = |g: &str, r: &str, v: &str| {

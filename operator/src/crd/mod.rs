@@ -3,11 +3,13 @@
 //! Doc comments become the CRD's field descriptions; `crds/*.yaml` are
 //! generated from these types by `berth-operator crdgen` (never by hand).
 
+mod mirror;
 mod network;
 mod registry;
 mod repository;
 mod storage;
 
+pub use mirror::*;
 pub use network::*;
 pub use registry::*;
 pub use repository::*;

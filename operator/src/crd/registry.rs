@@ -10,7 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, DatabaseSpec, IngressSpec, ServiceSpec, StorageSpec};
+use super::{Condition, DatabaseSpec, IngressSpec, MirrorSpec, ServiceSpec, StorageSpec};
 
 /// A Berth registry: the operator runs it as a Deployment with its config,
 /// storage, Service, optional Ingress, disruption budget and gc CronJob.
@@ -117,6 +117,13 @@ pub struct RegistrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 60))]
     pub upload_expiry_seconds: Option<u64>,
+
+    /// Upstream registries this one caches (a pull-through mirror for the
+    /// cluster's nodes); the operator writes the containerd `hosts.toml`
+    /// each needs into the ConfigMap `<name>-containerd-hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub mirrors: Vec<MirrorSpec>,
 }
 
 fn default_replicas() -> i32 {

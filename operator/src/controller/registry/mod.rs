@@ -103,6 +103,21 @@ async fn reconcile_registry(reg: &Registry, ctx: &Context, ns: &str) -> Result<A
         Ok(service) => service,
         Err(e) => return failed_apply(reg, ctx, e).await,
     };
+    let cluster_ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
+    let endpoint = render::endpoint(reg, cluster_ip);
+    // The nodes' hosts.toml names the endpoint, known once the Service is.
+    let hosts = render::containerd_hosts(reg, &endpoint)?;
+    if let Err(e) = apply_or_delete(
+        &Api::<ConfigMap>::namespaced(ctx.client.clone(), ns),
+        hosts.as_ref(),
+        &render::containerd_hosts_name(&reg.name_any()),
+        &reg.uid().unwrap_or_default(),
+        &mut changes,
+    )
+    .await
+    {
+        return failed_apply(reg, ctx, e).await;
+    }
     publish_changes(ctx, reg, &changes).await;
 
     // Status from the Deployment.
@@ -134,8 +149,6 @@ async fn reconcile_registry(reg: &Registry, ctx: &Context, ns: &str) -> Result<A
             .await;
         }
     }
-    let cluster_ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
-    let endpoint = render::endpoint(reg, cluster_ip);
     let conditions = registry_conditions(
         reg,
         rollout,

@@ -23,7 +23,7 @@ pub fn registry_problem(reg: &Registry) -> Option<Problem> {
             format!("spec.storage.volume.size: {e}"),
         ));
     }
-    None
+    super::mirror_problem(reg)
 }
 
 /// A Secret (in the Registry's namespace) the spec names.
@@ -65,6 +65,18 @@ pub fn required_secrets(reg: &Registry) -> Vec<RequiredSecret> {
                 Some(key),
             ));
         }
+    }
+    for c in reg
+        .spec
+        .mirrors
+        .iter()
+        .filter_map(|m| m.credentials.as_ref())
+    {
+        wanted.push(RequiredSecret::new(
+            "spec.mirrors[].credentials.passwordSecret",
+            &c.password_secret,
+            Some(&c.password_key),
+        ));
     }
     if let Some(pg) = &reg.spec.database.postgres {
         wanted.push(RequiredSecret::new(

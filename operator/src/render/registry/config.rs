@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use super::{
     CONFIG_DIR, DATA_DIR, HTPASSWD_DIR, LISTEN_PORT, METRICS_LISTEN_PORT, SHUTDOWN_DELAY_SECONDS,
-    SHUTDOWN_TIMEOUT_SECONDS, TOKEN_DIR,
+    SHUTDOWN_TIMEOUT_SECONDS, TOKEN_DIR, mirror_configs,
 };
 use crate::crd::{self, Registry};
 use crate::render::RenderError;
@@ -103,7 +103,7 @@ pub fn server_config(reg: &Registry) -> ServerConfig {
         // Per-repository settings come from the Repositories, in the policy
         // file (reloaded without a restart).
         repositories: Vec::new(),
-        mirrors: Vec::new(),
+        mirrors: mirror_configs(reg),
     }
 }
 

@@ -6,6 +6,7 @@
 mod checks;
 mod claim;
 mod config;
+mod mirrors;
 mod network;
 mod pod;
 mod readiness;
@@ -15,6 +16,7 @@ mod workload;
 pub use checks::*;
 pub use claim::*;
 pub use config::*;
+pub use mirrors::*;
 pub use network::*;
 pub(crate) use pod::maintenance_cronjob;
 pub use readiness::*;

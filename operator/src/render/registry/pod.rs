@@ -101,6 +101,10 @@ pub(super) fn volumes_and_mounts(reg: &Registry) -> (Vec<Volume>, Vec<VolumeMoun
         });
         mounts.push(mount("htpasswd", HTPASSWD_DIR, true));
     }
+    for (v, m) in super::password_volumes(reg) {
+        volumes.push(v);
+        mounts.push(m);
+    }
     (volumes, mounts)
 }
 

@@ -73,6 +73,17 @@ pub fn policy_file(
         rules: Vec::new(),
         repositories: Vec::new(),
     };
+    // What nodes pull through the mirrors, unless a mirror's upstream is
+    // private (MirrorSpec::anonymous_pull).
+    let mirrored = crate::render::anonymous_mirror_repositories(reg);
+    if !mirrored.is_empty() {
+        file.rules.push(Rule {
+            source: Some(format!("Registry {} spec.mirrors", reg.name_any())),
+            repositories: mirrored,
+            subjects: vec!["anonymous".into()],
+            actions: vec![Action::Pull],
+        });
+    }
     for repo in repos {
         let src = source(repo);
         let quota_bytes = match repo.spec.quota.as_deref().map(quota_bytes) {
