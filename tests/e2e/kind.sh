@@ -44,6 +44,19 @@ allow_plain_http() {
 	docker exec "$kind_node" sh -c "mkdir -p /etc/containerd/certs.d/$1 && printf 'server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n' $1 $1 >/etc/containerd/certs.d/$1/hosts.toml"
 }
 
+install_hosts_toml() {
+	docker exec -i "$kind_node" sh -c "mkdir -p /etc/containerd/certs.d/$1 && cat >/etc/containerd/certs.d/$1/hosts.toml" <<<"$2"
+}
+
+node_forget_image() {
+	docker exec "$kind_node" ctr -n k8s.io images rm --sync "$1" >/dev/null
+}
+
+# The runner's address on kind's docker network (the node's default gateway).
+upstream_address() {
+	echo "$(docker exec "$kind_node" ip -4 route show default | awk '{print $3}'):$(free_port)"
+}
+
 # kind's local-path provisioner serves the claim.
 prepare_storage() { :; }
 

@@ -53,6 +53,26 @@ allow_plain_http() {
 		>"$E2E_CERTS_D/$1/hosts.toml"
 }
 
+# install_hosts_toml REGISTRY CONTENT: the node's containerd uses CONTENT as
+# the hosts.toml of REGISTRY (what a node image or provisioning script does
+# with the operator's <registry>-containerd-hosts ConfigMap).
+install_hosts_toml() {
+	mkdir -p "$E2E_CERTS_D/$1"
+	printf '%s\n' "$2" >"$E2E_CERTS_D/$1/hosts.toml"
+}
+
+# node_forget_image REF: the node's containerd drops the image (and, by its
+# garbage collection, the layers no other image uses).
+node_forget_image() {
+	ctr -a "$E2E_CONTAINERD_SOCK" -n k8s.io images rm --sync "$1" >/dev/null
+}
+
+# upstream_address: where a process on this host listens so that Pods reach
+# it (the node IP).
+upstream_address() {
+	echo "$E2E_NODE_IP:$(free_port)"
+}
+
 # prepare_storage NS: a PersistentVolume for the Registry's claim (there is
 # no provisioner here): a host directory, writable by the registry's user.
 prepare_storage() {

@@ -7,7 +7,11 @@
 # secret in its spec runs that image, pulled by the kubelet through the pull
 # Secret the operator made; wrong credentials and a deleted Repository make
 # pulls fail with an auth error (the registry's metric counts the failures);
-# deleting the Registry and `helm uninstall` clean up.
+# deleting the Registry and `helm uninstall` clean up. The Registry also
+# mirrors an upstream registry (CNCF distribution on this host, as
+# `upstream.test`): with the operator's hosts.toml on the node, a Pod's
+# `upstream.test/library/app:v1` is pulled through Berth, and again after the
+# upstream is stopped.
 #
 #   tests/e2e/run.sh          on this machine (root): tests/cluster/ control
 #                             plane + tests/e2e/node-up.sh (containerd,
@@ -164,6 +168,35 @@ helm_install() {
 	log "operator $(k get pods -n berth-system -l app.kubernetes.io/component=operator -o jsonpath='{.items[0].metadata.name} {.items[0].status.phase} on {.items[0].spec.nodeName}')"
 }
 
+# The registry the e2e Registry mirrors: CNCF distribution (built by
+# tests/tools/install.sh) on an address the registry Pod reaches, holding
+# the test image as library/app:v1; its access log counts what Berth asks.
+upstream_up() {
+	if [[ -z ${BERTH_DISTRIBUTION_BIN:-} ]]; then
+		eval "$("$E2E_REPO/tests/tools/install.sh" --paths)"
+	fi
+	upstream_addr="$(upstream_address)"
+	mkdir -p "$E2E_DIR/upstream"
+	cat >"$E2E_DIR/upstream/config.yml" <<EOF
+version: 0.1
+log: {level: info, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $E2E_DIR/upstream/data}}
+http: {addr: $upstream_addr}
+EOF
+	"$BERTH_DISTRIBUTION_BIN" serve "$E2E_DIR/upstream/config.yml" >"$E2E_DIR/upstream/log" 2>&1 &
+	upstream_pid=$!
+	E2E_BG_PIDS+=("$upstream_pid")
+	wait_for 30 "upstream registry answering on $upstream_addr" \
+		curl -fsS -o /dev/null --max-time 2 "http://$upstream_addr/v2/"
+	skopeo copy --quiet --dest-tls-verify=false "oci:$E2E_DIR/images/oci:hello" "docker://$upstream_addr/library/app:v1"
+	log "upstream.test is distribution at $upstream_addr with library/app:v1"
+}
+
+# Requests for library/app in the upstream's access log.
+upstream_requests() {
+	grep -c 'library/app/' "$E2E_DIR/upstream/log" || true
+}
+
 registry_ready() {
 	k create namespace "$E2E_REGISTRY_NS" >/dev/null
 	prepare_storage "$E2E_REGISTRY_NS"
@@ -174,6 +207,8 @@ metadata: {name: e2e, namespace: $E2E_REGISTRY_NS}
 spec:
   image: $berth_image
   storage: {volume: {size: 1Gi}}
+  mirrors:
+  - {name: upstream.test, url: "http://$upstream_addr"}
 EOF
 	wait_for 180 "Registry $E2E_REGISTRY_NS/e2e Ready=True with readyReplicas 1 (its Deployment's Pod running the berth image)" \
 		is jp registry e2e "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}/{.status.readyReplicas}' "True/1"
@@ -272,6 +307,46 @@ pod_runs() {
 	log "Pod $team_ns/hello runs $(jp pod hello "$team_ns" '{.status.containerStatuses[0].imageID}') and logged 'berth-e2e $token'"
 }
 
+# The node pulls upstream.test images through the Registry: the operator's
+# hosts.toml installed on the node, a Pod runs the upstream image, the
+# registry counts a mirror miss; the upstream stops, the image leaves the
+# node, and a second Pod still starts (the registry serves it from its cache).
+mirror_pull() {
+	local image=upstream.test/library/app:v1 hosts
+	wait_for 60 "ConfigMap $E2E_REGISTRY_NS/e2e-containerd-hosts" k get configmap e2e-containerd-hosts -n "$E2E_REGISTRY_NS"
+	hosts="$(k get configmap e2e-containerd-hosts -n "$E2E_REGISTRY_NS" -o jsonpath='{.data.upstream\.test\.hosts\.toml}')"
+	grep -Fq "[host.\"http://$endpoint\"]" <<<"$hosts" || {
+		log "the operator's hosts.toml does not name the Registry's endpoint $endpoint:"$'\n'"$hosts"
+		return 1
+	}
+	install_hosts_toml upstream.test "$hosts"
+	pod mirror-first "$image" IfNotPresent
+	wait_for 120 "Pod $team_ns/mirror-first Running (image $image pulled through the Registry)" \
+		is jp pod mirror-first "$team_ns" '{.status.phase}' Running
+	wait_for 30 "log of Pod $team_ns/mirror-first to say 'berth-e2e $token'" \
+		sh -c "'$BERTH_KUBECTL' logs -n '$team_ns' mirror-first | grep -Fx 'berth-e2e $token'"
+	local misses upstream_before
+	misses="$(metric 'berth_mirror_pulls_total{mirror="upstream.test",result="miss"}')"
+	((misses > 0)) || {
+		log "the registry counted no mirror miss: the node did not pull through it"
+		return 1
+	}
+	upstream_before="$(upstream_requests)"
+	stop_pid "$upstream_pid" "upstream registry"
+	k delete pod mirror-first -n "$team_ns" --wait=true --timeout 60s >/dev/null
+	node_forget_image "$image"
+	pod mirror-second "$image" Always
+	wait_for 120 "Pod $team_ns/mirror-second Running with the upstream stopped" \
+		is jp pod mirror-second "$team_ns" '{.status.phase}' Running
+	local hits
+	hits="$(metric 'berth_mirror_pulls_total{mirror="upstream.test",result="hit"}')"
+	((hits > 0)) || {
+		log "the registry counted no mirror hit for the second Pod"
+		return 1
+	}
+	log "through the mirror: $misses misses then $hits hits; the upstream saw $upstream_before requests for library/app (stopped before the second Pod)"
+}
+
 # metric NAME_AND_LABELS: its value from the registry Pod's /metrics (the
 # registry serves them on 127.0.0.1:5001 inside the Pod: a port-forward).
 metric() {
@@ -332,7 +407,7 @@ cleanup() {
 	k delete pods --all -n "$team_ns" --wait=true --timeout 60s >/dev/null
 	k delete registry e2e -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
 	local what
-	for what in deployment/e2e service/e2e configmap/e2e-config secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc; do
+	for what in deployment/e2e service/e2e configmap/e2e-config configmap/e2e-containerd-hosts secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc; do
 		wait_for 60 "$what deleted with its Registry" gone "$what" -n "$E2E_REGISTRY_NS"
 	done
 	wait_for 60 "registry Pods gone" is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
@@ -346,11 +421,13 @@ cleanup() {
 
 step "build images (berth via images/build.sh, test image)" build
 step "cluster up ($backend)" up
+step "upstream registry for the mirror (distribution)" upstream_up
 step "helm install charts/berth (operator as a Pod)" helm_install
 step "Registry Ready (berth Pod running)" registry_ready
 step "Repository: pull Secret for $team_ns/default" repository
 step "push with skopeo (robot credential)" push
 step "Pod in $team_ns runs the pushed image" pod_runs
+step "mirror: a Pod pulls upstream.test through the Registry, again without the upstream" mirror_pull
 step "wrong credentials: auth error, metric counted" wrong_credentials
 step "Repository deleted: Secret gone, pull fails" repository_deleted
 step "delete Registry, helm uninstall: cleanup" cleanup
