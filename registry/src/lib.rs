@@ -24,5 +24,6 @@ pub mod report;
 pub mod server;
 pub mod service;
 pub mod settings;
+pub mod sif;
 pub mod storage;
 pub mod watch;
