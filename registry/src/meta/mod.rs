@@ -16,6 +16,7 @@ mod mirror;
 pub mod postgres;
 mod repositories;
 mod retention;
+mod sif;
 pub mod sqlite;
 mod stats;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use mirror::{MirrorMeta, Pulled};
 pub use postgres::PostgresMeta;
 pub use repositories::RepositoryMeta;
 pub use retention::RetentionMeta;
+pub use sif::{SifMeta, SifRecord};
 pub use sqlite::SqliteMeta;
 pub use stats::{MaintenanceTotals, RepoUsage, StatsMeta, StoreStats};
 pub use tags::{TagInfo, TagMeta};
@@ -127,6 +129,7 @@ pub trait MetaStore:
     + StatsMeta
     + LoginMeta
     + MirrorMeta
+    + SifMeta
     + 'static
 {
 }
@@ -142,6 +145,7 @@ impl<T> MetaStore for T where
         + StatsMeta
         + LoginMeta
         + MirrorMeta
+        + SifMeta
         + 'static
 {
 }

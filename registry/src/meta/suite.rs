@@ -1530,6 +1530,97 @@ async fn mirror_records(meta: &dyn MetaStore) {
     );
 }
 
+/// SIF descriptions: written once per stored blob, found through a
+/// repository that links the blob, gone with the blob.
+async fn sif_records(meta: &dyn MetaStore) {
+    let layer = push_blob(meta, "hpc/sif", b"a SIF blob").await;
+    let other = push_blob(meta, "hpc/other", b"not a SIF").await;
+    assert_eq!(meta.sif_record(&layer.digest).await.unwrap(), None);
+
+    let image: crate::sif::SifImage =
+        crate::sif::parse(&crate::sif::tests::signed_amd64()).unwrap();
+    let config = bytes::Bytes::from_static(b"{\"architecture\":\"amd64\"}");
+    let config_digest = digest(&config);
+    let record = SifRecord {
+        digest: layer.digest.clone(),
+        description: Ok(image.clone()),
+        library_config: Some((config_digest.clone(), config.clone())),
+    };
+    assert!(meta.put_sif_record(&record).await.unwrap());
+    assert_eq!(
+        meta.sif_record(&layer.digest).await.unwrap(),
+        Some(record.clone())
+    );
+    // Written once: a second description of the same bytes changes nothing.
+    let again = SifRecord {
+        description: Err("changed my mind".into()),
+        library_config: None,
+        ..record.clone()
+    };
+    assert!(!meta.put_sif_record(&again).await.unwrap());
+    assert_eq!(
+        meta.sif_record(&layer.digest).await.unwrap(),
+        Some(record.clone())
+    );
+
+    // Not a SIF: the reason is kept.
+    let refused = SifRecord {
+        digest: other.digest.clone(),
+        description: Err("no SIF magic: not a SIF file".into()),
+        library_config: None,
+    };
+    assert!(meta.put_sif_record(&refused).await.unwrap());
+    assert_eq!(meta.sif_record(&other.digest).await.unwrap(), Some(refused));
+
+    // A blob that is not stored gets no record.
+    let absent = SifRecord {
+        digest: digest(b"never pushed"),
+        ..record.clone()
+    };
+    assert!(!meta.put_sif_record(&absent).await.unwrap());
+    assert_eq!(meta.sif_record(&absent.digest).await.unwrap(), None);
+
+    // The derived config is served through a repository linking the blob.
+    assert_eq!(
+        meta.library_config("hpc/sif", &config_digest)
+            .await
+            .unwrap(),
+        Some(config.clone())
+    );
+    assert_eq!(
+        meta.library_config("hpc/other", &config_digest)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        meta.library_config("nowhere", &config_digest)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        meta.library_config("hpc/sif", &layer.digest).await.unwrap(),
+        None
+    );
+
+    // gc deleting the blob deletes its record.
+    assert!(meta.unlink_blob("hpc/sif", &layer.digest).await.unwrap());
+    assert_eq!(
+        meta.library_config("hpc/sif", &config_digest)
+            .await
+            .unwrap(),
+        None
+    );
+    let rules = tick().await;
+    let doomed = meta.tombstone_unlinked_blobs(rules, 10).await.unwrap();
+    assert_eq!(doomed.len(), 1);
+    assert_eq!(meta.sif_record(&layer.digest).await.unwrap(), None);
+    meta.clear_tombstones(&[layer.digest.to_string()])
+        .await
+        .unwrap();
+}
+
 // ------------------------------------------------------- every backend
 
 macro_rules! every_backend {
@@ -1578,6 +1669,7 @@ every_backend!(
     closed_store_is_unavailable,
     login_failures,
     mirror_records,
+    sif_records,
 );
 
 // ------------------------------------------------------- PostgreSQL

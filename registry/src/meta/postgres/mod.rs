@@ -108,6 +108,7 @@ mod mirror;
 mod quotas;
 mod repositories;
 mod retention;
+mod sif;
 mod stats;
 mod tags;
 mod uploads;

@@ -15,6 +15,7 @@ mod mirror;
 mod quotas;
 mod repositories;
 mod retention;
+mod sif;
 mod stats;
 mod tags;
 mod uploads;
