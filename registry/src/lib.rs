@@ -21,6 +21,7 @@ pub mod oci;
 pub mod pattern;
 pub mod remote;
 pub mod report;
+pub mod rfc3339;
 pub mod server;
 pub mod service;
 pub mod settings;

@@ -116,6 +116,22 @@ pub fn authenticate(
     })
 }
 
+/// The robot whose secret `secret` is, for callers that send the secret
+/// alone (a `library://` access token). Every robot is compared, in
+/// constant time, whichever matches.
+pub fn robot_with_secret(policy: &Policy, secret: &str) -> Option<Identity> {
+    let given = hex::encode(Sha256::digest(secret.as_bytes()));
+    let mut found = None;
+    for robot in &policy.robots {
+        if bool::from(given.as_bytes().ct_eq(robot.password_sha256.as_bytes())) {
+            found = Some(Identity::Robot {
+                name: robot.name.clone(),
+            });
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +166,12 @@ mod tests {
         assert_eq!(authenticate(&policy, &users, "nobody", "s3cret"), None);
         assert!(authenticate(&policy, &users, "robot$ci", "long-random-secret").is_some());
         assert_eq!(authenticate(&policy, &users, "robot$ci", "guess"), None);
+        assert_eq!(
+            robot_with_secret(&policy, "long-random-secret"),
+            Some(Identity::Robot {
+                name: "robot$ci".into()
+            })
+        );
+        assert_eq!(robot_with_secret(&policy, "guess"), None);
     }
 }

@@ -94,6 +94,11 @@ impl AccessControl {
         credentials::authenticate(&self.policy.get(), &users, user, password)
     }
 
+    /// The robot whose secret is `secret` alone (a library access token).
+    pub fn robot_with_secret(&self, secret: &str) -> Option<Identity> {
+        credentials::robot_with_secret(&self.policy.get(), secret)
+    }
+
     /// Re-reads the policy and htpasswd files whenever they change.
     pub fn watch_files(&self) {
         tokio::spawn(self.policy.clone().watch(POLL));

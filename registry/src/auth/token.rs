@@ -169,12 +169,22 @@ impl TokenService {
         subject: &str,
         access: Vec<Access>,
     ) -> Result<(String, Claims), TokenError> {
+        self.issue_for(subject, access, self.expiry)
+    }
+
+    /// [`TokenService::issue`], valid for `expiry`.
+    pub fn issue_for(
+        &self,
+        subject: &str,
+        access: Vec<Access>,
+        expiry: Duration,
+    ) -> Result<(String, Claims), TokenError> {
         let iat = now();
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: subject.to_string(),
             aud: self.service.clone(),
-            exp: iat + self.expiry.as_secs(),
+            exp: iat + expiry.as_secs(),
             nbf: iat.saturating_sub(1),
             iat,
             jti: uuid::Uuid::new_v4().to_string(),

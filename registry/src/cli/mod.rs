@@ -7,8 +7,10 @@ mod check_config;
 mod gc;
 mod ls;
 mod new_robot;
+mod registry_client;
 mod retention;
 mod serve;
+mod sif;
 mod usage;
 
 use std::future::Future;
@@ -54,6 +56,10 @@ enum Command {
     /// List what a running registry holds: its repositories, or one
     /// repository's tags with digests, sizes and platforms.
     Ls(ls::Args),
+    /// Describe the SIF images a tag of a running Berth holds: what their
+    /// headers say (architecture, creation time, signing keys, data
+    /// objects as `siftool list` shows them).
+    Sif(sif::Args),
     /// Make a robot account: print a new random secret and the policy-file
     /// entry that holds its hash (only the hash goes in the policy).
     NewRobot(new_robot::Args),
@@ -69,6 +75,7 @@ pub fn run() -> ExitCode {
         Command::Retention(args) => retention::run(args),
         Command::Usage(args) => usage::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Sif(args) => sif::run(args),
         Command::NewRobot(args) => new_robot::run(args),
     };
     match result {

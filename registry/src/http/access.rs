@@ -147,7 +147,9 @@ fn needs(route: &Route, req: &Req) -> Vec<(String, Action)> {
     let read = *m == Method::GET || *m == Method::HEAD;
     match route {
         Route::Catalog => vec![],
-        Route::Tags { name } | Route::Referrers { name, .. } => vec![(name.clone(), Action::Pull)],
+        Route::Tags { name } | Route::Referrers { name, .. } | Route::Sif { name, .. } => {
+            vec![(name.clone(), Action::Pull)]
+        }
         Route::Manifest { name, .. } | Route::Blob { name, .. } => {
             let action = if read {
                 Action::Pull
@@ -294,6 +296,42 @@ pub async fn check(state: &AppState, ask: Ask) -> Result<Caller, ApiError> {
         .with_status(StatusCode::FORBIDDEN));
     }
     Ok(caller)
+}
+
+/// The 401 a `library://` client gets for a request without credentials
+/// under the library prefix, whether or not it would need any: the client
+/// sends the token `/v1/oci-redirect` gave it only after a challenge, and
+/// fails unless it has sent one (see `http::library`).
+pub fn demand_credentials(state: &AppState, route: &Route, req: &Req) -> ApiError {
+    let base = match state.access.as_ref().and_then(|a| a.public_url.clone()) {
+        Some(url) => url,
+        None => realm_base(req),
+    };
+    match &state.access {
+        Some(access) => {
+            let ask = Ask {
+                needs: needs(route, req),
+                base,
+                credentials: Credentials::None,
+                client: req.client,
+                connection: req.connection,
+                base_endpoint: false,
+                catalog: matches!(route, Route::Catalog),
+            };
+            unauthorized(access, &ask, "authentication required", None)
+        }
+        None => {
+            let mut e = ApiError::new(
+                Code::Unauthorized,
+                "library clients send the token of /v1/oci-redirect",
+            );
+            e.challenge = Some(super::hv(format!(
+                "Bearer realm=\"{}/v1/oci-redirect\",service=\"berth-library\"",
+                base.trim_end_matches('/')
+            )));
+            e
+        }
+    }
 }
 
 /// Whether the caller may pull `name` (catalog filtering).

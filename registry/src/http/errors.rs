@@ -239,6 +239,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::UpstreamFailed { .. } => {
                 Self::new(Code::Unavailable, message).with_status(StatusCode::BAD_GATEWAY)
             }
+            ServiceError::LibraryPath(_) => Self::new(Code::NameInvalid, message),
+            ServiceError::NoSifImage { .. } => Self::new(Code::ManifestUnknown, message),
         }
     }
 }

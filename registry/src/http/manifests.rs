@@ -7,10 +7,12 @@ use futures::StreamExt;
 
 use super::errors::{ApiError, ApiResult, Code};
 use super::{AppState, Req, hv};
+use crate::meta::ManifestRecord;
 use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::oci::names::{ReferenceError, TagOrDigest};
+use crate::service::manifests::PushedManifest;
 
-fn parse_reference(reference: &str) -> ApiResult<TagOrDigest> {
+pub(super) fn parse_reference(reference: &str) -> ApiResult<TagOrDigest> {
     reference.parse().map_err(|e: ReferenceError| match e {
         ReferenceError::Digest(d) => ApiError::new(Code::DigestInvalid, d.to_string()),
         tag @ ReferenceError::Tag(_) => ApiError::new(Code::ManifestInvalid, tag.to_string()),
@@ -20,8 +22,13 @@ fn parse_reference(reference: &str) -> ApiResult<TagOrDigest> {
 pub async fn get(state: &AppState, name: &str, reference: &str, req: Req) -> ApiResult {
     let reference = parse_reference(reference)?;
     let record = state.registry.repository(name).manifest(&reference).await?;
+    Ok(respond(record, &req.method))
+}
+
+/// A stored manifest as a GET or HEAD answers it.
+pub(super) fn respond(record: ManifestRecord, method: &Method) -> Response {
     let length = record.content.len();
-    let body = if req.method == Method::HEAD {
+    let body = if *method == Method::HEAD {
         Body::empty()
     } else {
         Body::from(record.content)
@@ -32,11 +39,11 @@ pub async fn get(state: &AppState, name: &str, reference: &str, req: Req) -> Api
     headers.insert("content-length", hv(length.to_string()));
     headers.insert("docker-content-digest", hv(&record.digest));
     headers.insert("etag", hv(format!("\"{}\"", record.digest)));
-    Ok(response)
+    response
 }
 
 /// Reads the body, refusing more than the manifest size cap without reading it all.
-async fn read_capped(req: &mut Req) -> ApiResult<Bytes> {
+pub(super) async fn read_capped(req: &mut Req) -> ApiResult<Bytes> {
     let too_large = || {
         ApiError::new(
             Code::SizeInvalid,
@@ -74,6 +81,11 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
         .repository(name)
         .push_manifest(reference, extra_tags, req.header("content-type"), body)
         .await?;
+    Ok(pushed_response(name, &pushed))
+}
+
+/// 201 for a stored manifest, with what a client learns from it.
+pub(super) fn pushed_response(name: &str, pushed: &PushedManifest) -> Response {
     let mut response = StatusCode::CREATED.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -89,7 +101,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, mut req: Req) ->
     if let Some(subject) = &pushed.subject {
         headers.insert("oci-subject", hv(subject.to_string()));
     }
-    Ok(response)
+    response
 }
 
 pub async fn delete(state: &AppState, name: &str, reference: &str) -> ApiResult {

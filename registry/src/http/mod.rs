@@ -10,6 +10,7 @@ mod catalog;
 mod challenge;
 mod drained;
 pub mod errors;
+mod library;
 mod manifests;
 pub mod observe;
 pub mod range;
@@ -17,6 +18,7 @@ mod referrers;
 mod request_id;
 pub mod route;
 pub mod server;
+mod sif;
 pub mod stream;
 mod tags;
 mod token;
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(version_check))
         .route("/v2/{*rest}", any(dispatch))
         .route("/auth/token", any(token_endpoint))
+        .merge(library::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(no_such_endpoint)
@@ -263,7 +266,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(state: &AppState, route: Route, req: Req) -> ApiResult {
+pub(crate) async fn handle(state: &AppState, route: Route, req: Req) -> ApiResult {
     let m = &req.method;
     match route {
         Route::Catalog if m == Method::GET => catalog::list(state, req).await,
@@ -289,6 +292,9 @@ async fn handle(state: &AppState, route: Route, req: Req) -> ApiResult {
         },
         Route::Referrers { name, digest } if m == Method::GET => {
             referrers::list(state, &name, &digest, req).await
+        }
+        Route::Sif { name, reference } if m == Method::GET => {
+            sif::get(state, &name, &reference).await
         }
         _ => Err(method_not_allowed(m)),
     }

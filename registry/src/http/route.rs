@@ -30,6 +30,11 @@ pub enum Route {
         name: String,
         digest: String,
     },
+    /// Berth's own: the SIF images a tag or digest holds.
+    Sif {
+        name: String,
+        reference: String,
+    },
 }
 
 fn name(segments: &[&str]) -> Result<String, ApiError> {
@@ -61,6 +66,7 @@ pub enum Endpoint {
     Uploads,
     Upload,
     Referrers,
+    Sif,
 }
 
 impl Endpoint {
@@ -74,12 +80,27 @@ impl Endpoint {
             Endpoint::Uploads => "/v2/{name}/blobs/uploads/",
             Endpoint::Upload => "/v2/{name}/blobs/uploads/{id}",
             Endpoint::Referrers => "/v2/{name}/referrers/{digest}",
+            Endpoint::Sif => "/v2/{name}/sif/{reference}",
+        }
+    }
+
+    /// The route template under the `library://` clients' prefix.
+    pub fn library_template(self) -> &'static str {
+        match self {
+            Endpoint::Catalog => "/library/v2/_catalog",
+            Endpoint::Tags => "/library/v2/{name}/tags/list",
+            Endpoint::Manifest => "/library/v2/{name}/manifests/{reference}",
+            Endpoint::Blob => "/library/v2/{name}/blobs/{digest}",
+            Endpoint::Uploads => "/library/v2/{name}/blobs/uploads/",
+            Endpoint::Upload => "/library/v2/{name}/blobs/uploads/{id}",
+            Endpoint::Referrers => "/library/v2/{name}/referrers/{digest}",
+            Endpoint::Sif => "/library/v2/{name}/sif/{reference}",
         }
     }
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Catalog,
         Endpoint::Tags,
         Endpoint::Manifest,
@@ -87,6 +108,7 @@ impl Endpoint {
         Endpoint::Uploads,
         Endpoint::Upload,
         Endpoint::Referrers,
+        Endpoint::Sif,
     ];
 }
 
@@ -97,12 +119,32 @@ const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 /// A path no endpoint serves.
 const UNMATCHED: &str = "unmatched";
+/// The `library://` API (see `http::library`).
+const LIBRARY_DISCOVERY: &str = "/assets/config/config.prod.json";
+const LIBRARY_VERSION: &str = "/version";
+const LIBRARY_REDIRECT: &str = "/v1/oci-redirect";
+const LIBRARY_TOKEN_STATUS: &str = "/v1/token-status";
+const LIBRARY_IMAGES: &str = "/v1/images/{ref}";
+/// Where `library://` clients reach the OCI API (`/library/v2/...`).
+pub const LIBRARY_PREFIX: &str = "/library/v2/";
 
 /// Every route label value (metrics export their counters at zero).
 pub fn labels() -> impl Iterator<Item = &'static str> {
-    [VERSION_CHECK, TOKEN, HEALTHZ, READYZ, UNMATCHED]
-        .into_iter()
-        .chain(Endpoint::ALL.iter().map(|e| e.template()))
+    [
+        VERSION_CHECK,
+        TOKEN,
+        HEALTHZ,
+        READYZ,
+        UNMATCHED,
+        LIBRARY_DISCOVERY,
+        LIBRARY_VERSION,
+        LIBRARY_REDIRECT,
+        LIBRARY_TOKEN_STATUS,
+        LIBRARY_IMAGES,
+    ]
+    .into_iter()
+    .chain(Endpoint::ALL.iter().map(|e| e.template()))
+    .chain(Endpoint::ALL.iter().map(|e| e.library_template()))
 }
 
 /// The route template of a request path, for metrics and logs: never a
@@ -113,10 +155,18 @@ pub fn template(path: &str) -> &'static str {
         "/auth/token" => TOKEN,
         "/healthz" => HEALTHZ,
         "/readyz" => READYZ,
-        _ => path
-            .strip_prefix("/v2/")
-            .and_then(endpoint)
-            .map_or(UNMATCHED, Endpoint::template),
+        LIBRARY_DISCOVERY => LIBRARY_DISCOVERY,
+        LIBRARY_VERSION => LIBRARY_VERSION,
+        LIBRARY_REDIRECT => LIBRARY_REDIRECT,
+        LIBRARY_TOKEN_STATUS => LIBRARY_TOKEN_STATUS,
+        _ if path.starts_with("/v1/images/") => LIBRARY_IMAGES,
+        _ => match path.strip_prefix(LIBRARY_PREFIX) {
+            Some(rest) => endpoint(rest).map_or(UNMATCHED, Endpoint::library_template),
+            None => path
+                .strip_prefix("/v2/")
+                .and_then(endpoint)
+                .map_or(UNMATCHED, Endpoint::template),
+        },
     }
 }
 
@@ -143,6 +193,7 @@ impl Route {
             Route::Uploads { .. } => Endpoint::Uploads,
             Route::Upload { .. } => Endpoint::Upload,
             Route::Referrers { .. } => Endpoint::Referrers,
+            Route::Sif { .. } => Endpoint::Sif,
         }
     }
 }
@@ -173,6 +224,7 @@ fn split(segs: &[&str]) -> Option<(Endpoint, usize)> {
             "manifests" => Endpoint::Manifest,
             "blobs" => Endpoint::Blob,
             "referrers" => Endpoint::Referrers,
+            "sif" => Endpoint::Sif,
             _ => return None,
         };
         return Some((endpoint, n - 2));
@@ -191,7 +243,10 @@ pub fn endpoint(rest: &str) -> Option<Endpoint> {
 /// not UTF-8 become U+FFFD, which no name, tag or digest admits: such a path
 /// gets the grammar's error in the spec's JSON, like any other bad name.
 pub fn rest_of(path: &str) -> String {
-    let rest = path.strip_prefix("/v2/").unwrap_or(path);
+    let rest = path
+        .strip_prefix(LIBRARY_PREFIX)
+        .or_else(|| path.strip_prefix("/v2/"))
+        .unwrap_or(path);
     percent_encoding::percent_decode_str(rest)
         .decode_utf8_lossy()
         .into_owned()
@@ -217,6 +272,10 @@ pub fn parse(rest: &str) -> Result<Route, ApiError> {
         Endpoint::Uploads => Route::Uploads { name },
         Endpoint::Upload => Route::Upload { name, id: last },
         Endpoint::Referrers => Route::Referrers { name, digest: last },
+        Endpoint::Sif => Route::Sif {
+            name,
+            reference: last,
+        },
     })
 }
 
@@ -275,6 +334,14 @@ mod tests {
             Code::NameInvalid
         );
         assert_eq!(rest_of("/v2/a%2Fb/tags/list"), "a/b/tags/list");
+        assert_eq!(rest_of("/library/v2/a/b/tags/list"), "a/b/tags/list");
+        assert_eq!(
+            parse("hpc/app/sif/sha256:00").unwrap(),
+            Route::Sif {
+                name: "hpc/app".into(),
+                reference: "sha256:00".into()
+            }
+        );
     }
 
     #[test]
@@ -288,6 +355,7 @@ mod tests {
             ("a/blobs/uploads", "/v2/{name}/blobs/uploads/"),
             ("a/blobs/uploads/xyz", "/v2/{name}/blobs/uploads/{id}"),
             ("a/referrers/sha256:00", "/v2/{name}/referrers/{digest}"),
+            ("hpc/app/sif/v1", "/v2/{name}/sif/{reference}"),
             // An invalid name still has a template.
             ("A/manifests/x", "/v2/{name}/manifests/{reference}"),
         ] {
@@ -327,6 +395,14 @@ mod path_tests {
             ("/auth/token", "/auth/token"),
             ("/healthz", "/healthz"),
             ("/v2/app/secret-place", "unmatched"),
+            (
+                "/library/v2/hpc/a/b/manifests/v1",
+                "/library/v2/{name}/manifests/{reference}",
+            ),
+            ("/library/v2/x/y", "unmatched"),
+            ("/v1/oci-redirect", "/v1/oci-redirect"),
+            ("/v1/images/a/b/c:latest", "/v1/images/{ref}"),
+            ("/v1/entities/a", "unmatched"),
             ("/etc/passwd", "unmatched"),
         ] {
             assert_eq!(template(path), want, "{path}");

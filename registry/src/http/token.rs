@@ -29,7 +29,7 @@ fn parse_scope(scope: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// Requested scopes intersected with what the policy gives `who`.
-fn grant(access: &AccessControl, who: &Identity, scopes: &[String]) -> Vec<Access> {
+pub(super) fn grant(access: &AccessControl, who: &Identity, scopes: &[String]) -> Vec<Access> {
     let policy = access.policy.get();
     let mut out: Vec<Access> = Vec::new();
     for (name, asked) in scopes.iter().filter_map(|s| parse_scope(s)) {
@@ -143,31 +143,9 @@ pub async fn issue(access: &Arc<AccessControl>, req: Req) -> ApiResult {
         "token": token,
         "access_token": token,
         "expires_in": claims.exp - claims.iat,
-        "issued_at": rfc3339(claims.iat),
+        "issued_at": crate::rfc3339::format(claims.iat),
     });
     Ok(Json(body).into_response())
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp.
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -175,13 +153,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_and_dates() {
+    fn scopes() {
         assert_eq!(
             parse_scope("repository:team/app:pull,push"),
             Some(("team/app".into(), vec!["pull".into(), "push".into()]))
         );
         assert_eq!(parse_scope("registry:catalog:*"), None);
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_400_000), "2026-11-23T02:13:20Z");
     }
 }

@@ -17,6 +17,18 @@ const DOCKER_SCHEMA1: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ];
 
+/// The config of SIF images (Apptainer's `oras://` and `library://` pushes).
+pub const SIF_CONFIG: &str = "application/vnd.sylabs.sif.config.v1+json";
+/// A layer that is a whole SIF file.
+pub const SIF_LAYER: &str = "application/vnd.sylabs.sif.layer.v1.sif";
+/// The same, as Singularity before 3.7 (misspelled, unversioned) pushed it.
+pub const SIF_LAYER_PROTO: &str = "appliciation/vnd.sylabs.sif.layer.tar";
+
+/// Whether a layer of this media type is a SIF file.
+pub fn is_sif_layer(media_type: &str) -> bool {
+    media_type == SIF_LAYER || media_type == SIF_LAYER_PROTO
+}
+
 /// The largest manifest accepted (4 MiB).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
@@ -51,6 +63,8 @@ pub struct ParsedManifest {
     pub blobs: Vec<Descriptor>,
     /// Child manifests (of an index) that must exist in the repository.
     pub manifests: Vec<Descriptor>,
+    /// The layers that are SIF files (by media type), among `blobs`.
+    pub sif_layers: Vec<Descriptor>,
 }
 
 /// What a manifest says of content it refers to. The size must be the size
@@ -181,6 +195,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
 
     let mut blobs = Vec::new();
     let mut manifests = Vec::new();
+    let mut sif_layers = Vec::new();
     let mut artifact_type = raw.artifact_type.clone();
     if is_index {
         let list = raw.manifests.as_ref().ok_or(ManifestError::Descriptor {
@@ -208,6 +223,9 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
             // Non-distributable layers name URLs to fetch them from; clients
             // never upload them, so they are not required to be here.
             if d.urls.as_ref().is_none_or(Vec::is_empty) {
+                if d.media_type.as_deref().is_some_and(is_sif_layer) {
+                    sif_layers.push(layer.clone());
+                }
                 blobs.push(layer);
             }
         }
@@ -220,7 +238,52 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
         annotations: raw.annotations,
         blobs,
         manifests,
+        sif_layers,
     })
+}
+
+/// A descriptor as a manifest lists it, for reading what a stored
+/// manifest holds (its SIF layers, an index's platforms).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    #[serde(default)]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Platform {
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// What a stored manifest lists (it was validated when pushed).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outline {
+    pub config: Option<Entry>,
+    #[serde(default)]
+    pub layers: Vec<Entry>,
+    #[serde(default)]
+    pub manifests: Vec<Entry>,
+}
+
+/// Reads what a stored manifest lists.
+pub fn outline(body: &[u8]) -> Result<Outline, ManifestError> {
+    serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))
+}
+
+/// Whether a manifest of this media type is an index (OCI or Docker).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
 
 #[cfg(test)]
@@ -243,6 +306,7 @@ mod tests {
             Some("application/vnd.sylabs.sif.config.v1+json")
         );
         assert_eq!(m.blobs.len(), 2);
+        assert_eq!(m.sif_layers, m.blobs[1..]);
     }
 
     #[test]

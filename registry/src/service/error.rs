@@ -58,6 +58,19 @@ pub enum ServiceError {
         url: String,
         cause: String,
     },
+    /// A `library://` path that names no repository.
+    #[error(
+        "`{0}` is not a library path (entity/collection/container, lower case, \
+         [a-z0-9] separated by . _ -)"
+    )]
+    LibraryPath(String),
+    /// A library client asked for a SIF image the reference does not hold.
+    #[error("no SIF image at `{reference}` in `{repo}`: {detail}")]
+    NoSifImage {
+        repo: String,
+        reference: String,
+        detail: String,
+    },
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]

@@ -111,6 +111,7 @@ impl Repository<'_> {
                 },
             )
             .await?;
+        self.describe_sif_layers(&parsed.sif_layers).await;
         Ok(PushedManifest {
             digest,
             tags,

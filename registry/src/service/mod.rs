@@ -6,16 +6,19 @@
 //! [`Registry::repository`] gives a [`Repository`], the context of one
 //! request: its name and its settings, resolved once. The operations are
 //! methods of it, one file per area: [`uploads`], [`manifests`], [`blobs`],
-//! [`listings`]; [`publish`] is the protocol that makes a blob visible
-//! while gc may run elsewhere; [`mirrored`] serves a mirror's repositories
-//! from the cache or its upstream.
+//! [`listings`], [`sif`] (SIF images described), [`library`] (what
+//! `library://` clients need); [`publish`] is the protocol that makes a
+//! blob visible while gc may run elsewhere; [`mirrored`] serves a mirror's
+//! repositories from the cache or its upstream.
 
 pub mod blobs;
 mod error;
+pub mod library;
 pub mod listings;
 pub mod manifests;
 pub mod mirrored;
 pub mod publish;
+pub mod sif;
 pub mod uploads;
 
 use std::sync::Arc;
