@@ -6,8 +6,11 @@
 #     suite, the oras, Helm, crane, regctl and cosign CLIs, built once and
 #     cached outside the clone at
 #     ${BERTH_TOOL_CACHE:-$HOME/.cache/berth-tools}/<tool>-<version>/<tool>
-#   - cri-pull (tests/tools/cri-pull, a CRI PullImage client), cached under
-#     a hash of its sources
+#   - cri-pull (tests/tools/cri-pull, a CRI PullImage client) and
+#     apptainer-client (tests/tools/apptainer-client: library:// and oras://
+#     as Apptainer does them, with container-library-client, and real SIF
+#     files made with the sif/v2 module), each cached under a hash of its
+#     sources
 #   - the Python oras package (PyPI), pinned, in a venv in the same cache
 #
 # Idempotent: a second run finds everything in place and does nothing.
@@ -19,7 +22,7 @@
 #   tests/tools/install.sh --env    same, then print shell `export` lines on
 #                                   stdout (PATH with the tool dirs,
 #                                   BERTH_CONFORMANCE_BIN, BERTH_ORAS_BIN,
-#                                   BERTH_HELM_BIN), for
+#                                   BERTH_HELM_BIN, BERTH_APPTAINER_CLIENT_BIN), for
 #                                   `eval "$(tests/tools/install.sh --env)"`
 #   tests/tools/install.sh --paths  print those export lines without installing
 set -euo pipefail
@@ -42,6 +45,8 @@ versitygw_dir="$cache/versitygw-$VERSITYGW_VERSION"
 distribution_dir="$cache/distribution-$DISTRIBUTION_VERSION"
 cri_pull_src="$here/cri-pull"
 cri_pull_dir="$cache/cri-pull-$(cat "$cri_pull_src"/go.mod "$cri_pull_src"/go.sum "$cri_pull_src"/*.go | sha256sum | cut -c1-16)"
+apptainer_client_src="$here/apptainer-client"
+apptainer_client_dir="$cache/apptainer-client-$(cat "$apptainer_client_src"/go.mod "$apptainer_client_src"/go.sum "$apptainer_client_src"/*.go | sha256sum | cut -c1-16)"
 
 mode="install"
 case "${1:-}" in
@@ -55,13 +60,14 @@ case "${1:-}" in
 esac
 
 print_env() {
-	printf 'export PATH=%q\n' "$oras_dir:$helm_dir:$conformance_dir:$cri_pull_dir:$crane_dir:$regctl_dir:$cosign_dir:$PATH"
+	printf 'export PATH=%q\n' "$oras_dir:$helm_dir:$conformance_dir:$cri_pull_dir:$apptainer_client_dir:$crane_dir:$regctl_dir:$cosign_dir:$PATH"
 	printf 'export BERTH_CONFORMANCE_BIN=%q\n' "$conformance_dir/conformance"
 	printf 'export BERTH_ORAS_BIN=%q\n' "$oras_dir/oras"
 	printf 'export BERTH_HELM_BIN=%q\n' "$helm_dir/helm"
 	printf 'export BERTH_PYTHON_ORAS=%q\n' "$python_oras_dir/bin/python"
 	printf 'export BERTH_VERSITYGW_BIN=%q\n' "$versitygw_dir/versitygw"
 	printf 'export BERTH_DISTRIBUTION_BIN=%q\n' "$distribution_dir/registry"
+	printf 'export BERTH_APPTAINER_CLIENT_BIN=%q\n' "$apptainer_client_dir/apptainer-client"
 }
 
 if [[ $mode == paths ]]; then
@@ -107,11 +113,14 @@ $output
 # containernetworking-plugins (bridge, host-local, loopback, portmap) and
 # iptables: the e2e node's Pod network and kube-proxy (tests/e2e);
 # prometheus (prometheus + promtool): the observability test; postgresql:
-# the metadata database of the PostgreSQL + S3 backend;
+# the metadata database of the PostgreSQL + S3 backend; siftool (SIF
+# files inspected, the reference for what Berth reads from SIF headers) and
+# squashfs-tools (mksquashfs: real root file systems for SIF and OCI-SIF
+# images): the Apptainer tests;
 # jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql haproxy)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql haproxy siftool squashfs-tools)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -198,6 +207,7 @@ install_go_tools() {
 	go_tool versitygw "$VERSITYGW_PACKAGE@$VERSITYGW_VERSION" "$versitygw_dir" --version
 	go_tool registry "$DISTRIBUTION_PACKAGE@$DISTRIBUTION_VERSION" "$distribution_dir" --version
 	install_cri_pull
+	install_apptainer_client
 	install_python_oras
 }
 
@@ -233,6 +243,23 @@ install_cri_pull() {
 	log "built cri-pull -> $cri_pull_dir/cri-pull"
 }
 
+# apptainer-client is a module in this repository too (the library client
+# and sif modules at the versions its go.mod pins): built from its sources,
+# keyed by their hash.
+install_apptainer_client() {
+	if [[ -x "$apptainer_client_dir/apptainer-client" ]]; then
+		verbose "apptainer-client cached at $apptainer_client_dir"
+		return
+	fi
+	local tmp
+	tmp="$(mktemp -d "$cache/.build-apptainer-client.XXXXXX")"
+	run_logged "go build apptainer-client" env -C "$apptainer_client_src" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+		nice -n 10 go build -trimpath -ldflags "-s -w" -o "$tmp/apptainer-client" .
+	rm -rf "$apptainer_client_dir"
+	mv -T "$tmp" "$apptainer_client_dir"
+	log "built apptainer-client -> $apptainer_client_dir/apptainer-client"
+}
+
 main() {
 	install_apt
 	mkdir -p "$cache"
@@ -242,14 +269,14 @@ main() {
 	install_go_tools
 	flock -u 9
 	local c
-	for c in skopeo umoci podman buildah containerd ctr runc jq curl; do
+	for c in skopeo umoci podman buildah containerd ctr runc jq curl siftool mksquashfs; do
 		command -v "$c" >/dev/null || die "$c is not on PATH after installing"
 	done
 	[[ -x "$conformance_dir/conformance" ]] || die "conformance binary missing at $conformance_dir"
 	[[ -x "$oras_dir/oras" ]] || die "oras binary missing at $oras_dir"
 	[[ -x "$helm_dir/helm" ]] || die "helm binary missing at $helm_dir"
 	local t
-	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python" "$versitygw_dir/versitygw" "$distribution_dir/registry"; do
+	for t in "$crane_dir/crane" "$regctl_dir/regctl" "$cosign_dir/cosign" "$python_oras_dir/bin/python" "$versitygw_dir/versitygw" "$distribution_dir/registry" "$apptainer_client_dir/apptainer-client"; do
 		[[ -x $t ]] || die "$t missing"
 	done
 }
