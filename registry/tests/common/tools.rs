@@ -15,7 +15,7 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
 /// Go-built tools) the cache that tests/tools/install.sh fills. Panics with
 /// instructions when it is nowhere: a missing tool is a failure, not a skip.
 pub fn tool(name: &str) -> PathBuf {
-    let env_var = format!("BERTH_{}_BIN", name.to_uppercase());
+    let env_var = format!("BERTH_{}_BIN", name.to_uppercase().replace('-', "_"));
     if let Some(p) = std::env::var_os(&env_var) {
         let p = PathBuf::from(p);
         assert!(
@@ -102,6 +102,40 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    let out = run_unchecked(cwd, name, args, envs);
+    match out.status {
+        Some(s) if s.success() => out.stdout,
+        other => panic!(
+            "`{}` (in {}) {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.shown,
+            cwd.display(),
+            match other {
+                Some(s) => format!("failed: {s}"),
+                None => format!("timed out after {TOOL_TIMEOUT:?}"),
+            },
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// What a tool run did.
+pub struct Ran {
+    /// The command line, for messages.
+    pub shown: String,
+    /// None: killed after TOOL_TIMEOUT.
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `name args...` in `cwd` (killed after TOOL_TIMEOUT), whatever
+/// its exit status: for tests of what a client refuses.
+pub fn run_unchecked<I, S>(cwd: &Path, name: &str, args: I, envs: &[(&str, &str)]) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let bin = if name == "python-oras" {
         python_oras()
     } else {
@@ -150,17 +184,10 @@ where
     };
     let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
-    match status {
-        Some(s) if s.success() => stdout,
-        other => panic!(
-            "`{shown}` (in {}) {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            cwd.display(),
-            match other {
-                Some(s) => format!("failed: {s}"),
-                None => format!("timed out after {TOOL_TIMEOUT:?}"),
-            },
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        ),
+    Ran {
+        shown,
+        status,
+        stdout,
+        stderr,
     }
 }
