@@ -192,6 +192,33 @@ fn images_pushed_over_oras_are_pulled_through_library() {
             "{shape}"
         );
 
+        // Library clients are shown the config a library push of the same
+        // file stores: the same bytes, so the same digest.
+        if *shape == "apptainer" {
+            let view = http_get(
+                &server.url(&format!("/library/v2/{name}/manifests/v1")),
+                &["Authorization: Bearer berth-open-registry"],
+            );
+            assert_eq!(view.header("content-type"), Some(OCI_MANIFEST));
+            let view = view.json();
+            library_push(dir, &server, &sif, "hpc/oras/again:v1", &[]);
+            let (_, pushed_by_library) = manifest(
+                &server,
+                "hpc/oras/again",
+                &format!("sha256.{}", &sif.digest[7..]),
+            );
+            assert_eq!(
+                view["config"]["digest"],
+                json(&pushed_by_library)["config"]["digest"],
+                "{view}"
+            );
+            assert_eq!(
+                view["layers"][0],
+                json(&served)["layers"][0],
+                "the layer as pushed"
+            );
+        }
+
         // Another architecture is not there.
         let other = if arch == "amd64" { "arm64" } else { "amd64" };
         let e = apptainer_fails(
