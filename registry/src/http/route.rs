@@ -180,7 +180,8 @@ impl Route {
             | Route::Blob { name, .. }
             | Route::Uploads { name }
             | Route::Upload { name, .. }
-            | Route::Referrers { name, .. } => Some(name),
+            | Route::Referrers { name, .. }
+            | Route::Sif { name, .. } => Some(name),
         }
     }
 
