@@ -468,11 +468,13 @@ if [[ $backend == filesystem ]]; then
 		rm -f "$here"/results/*.json
 		cp "$work"/results/*.json "$here/results/"
 	fi
-	# A PostgreSQL + S3 section of the file being replaced is kept.
+	# The sections other scripts write (PostgreSQL + S3, bench/mirror.sh,
+	# bench/replicas.sh: from the first `<!-- NAME: begin` line to the end)
+	# are kept.
 	kept=""
-	if [[ -f $out ]] && grep -qF "$sections_begin" "$out"; then
-		kept="$work/kept-section.md"
-		sed -n "\|^$sections_begin|,\|^$sections_end|p" "$out" >"$kept"
+	if [[ -f $out ]] && grep -qE '^<!-- [a-z0-9-]+: begin' "$out"; then
+		kept="$work/kept-sections.md"
+		sed -n '/^<!-- [a-z0-9-]*: begin/,$p' "$out" >"$kept"
 	fi
 	{
 		echo "# Berth benchmark results"
@@ -517,7 +519,7 @@ if [[ $backend == filesystem ]]; then
 		echo
 		echo "![chart]($(basename "$chart"))"
 	} >"$out"
-	[[ -z $kept ]] || splice_section "$out" "$kept"
+	[[ -z $kept ]] || printf '\n%s\n' "$(cat "$kept")" >>"$out"
 	log "wrote $out and $chart"
 	exit 0
 fi

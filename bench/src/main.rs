@@ -3,6 +3,7 @@
 
 mod blobgen;
 mod client;
+mod mirror;
 mod procstat;
 mod report;
 mod s3meter;
@@ -29,7 +30,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct Common {
+pub struct Common {
     /// Registry (or static server) base URL, plain HTTP.
     #[arg(long)]
     base: String,
@@ -37,8 +38,9 @@ struct Common {
     #[arg(long, default_value = "registry")]
     server: String,
     /// Server PID: its CPU seconds and peak RSS are recorded per phase.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Repeatable (replicas behind a load balancer): summed over them.
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
     /// PID of a store the server uses (PostgreSQL's postmaster, the S3
     /// server), repeatable: the CPU seconds of their process trees are
     /// recorded per phase.
@@ -103,6 +105,12 @@ enum Cmd {
     /// A metering proxy in front of an S3 server: forwards every byte
     /// unchanged and counts what is written and copied, per operation.
     S3Meter(s3meter::Args),
+    /// Pushes an image of many layers (the upstream of bench/mirror.sh);
+    /// prints its manifest digest and size in bytes.
+    SeedImage(mirror::SeedArgs),
+    /// Pulls an image (manifest by tag, then every blob, digests verified)
+    /// with one or many concurrent clients, as one measured phase.
+    PullImage(mirror::PullArgs),
     /// Uploads through a registry whose S3 endpoint is an s3-meter proxy and
     /// reports the bytes written to the store per byte of blob.
     WriteAmp(wamp::Args),
@@ -130,21 +138,21 @@ impl Common {
         cfg
     }
 
-    fn ctx(&self) -> anyhow::Result<Ctx> {
+    pub fn ctx(&self) -> anyhow::Result<Ctx> {
         let mp = MultiProgress::new();
         if self.no_progress {
             mp.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
         Ok(Ctx {
             reg: Registry::new(&self.base)?,
-            pid: self.pid,
+            pids: self.pids.clone(),
             stores: self.store_pids.clone(),
             mp,
             cfg: self.config(),
         })
     }
 
-    fn finish(&self, results: Vec<WorkloadResult>) -> anyhow::Result<bool> {
+    pub fn finish(&self, results: Vec<WorkloadResult>) -> anyhow::Result<bool> {
         let run = RunResult {
             server: self.server.clone(),
             round: self.round,
@@ -282,6 +290,11 @@ async fn main() -> anyhow::Result<()> {
             true
         }
         Cmd::WriteAmp(args) => wamp::run(&args).await?,
+        Cmd::SeedImage(args) => {
+            mirror::seed(&args).await?;
+            true
+        }
+        Cmd::PullImage(args) => mirror::pull(&args).await?,
     };
     if !ok {
         eprintln!("berth-bench: some operations failed (see errors above)");

@@ -9,27 +9,28 @@ use std::fs;
 const TICKS_PER_S: f64 = 100.0;
 
 pub struct Probe {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     cpu0: f64,
     stores: Vec<u32>,
     store_cpu0: f64,
 }
 
 impl Probe {
-    /// Starts measuring `pid` (no-op when `None`).
-    pub fn start(pid: Option<u32>) -> Probe {
-        Probe::with_stores(pid, &[])
+    /// Starts measuring the server processes `pids` (no-op when empty).
+    pub fn start(pids: &[u32]) -> Probe {
+        Probe::with_stores(pids, &[])
     }
 
-    /// Starts measuring `pid` and the process trees of `stores`.
-    pub fn with_stores(pid: Option<u32>, stores: &[u32]) -> Probe {
-        if let Some(p) = pid {
+    /// Starts measuring the server processes `pids` (several: replicas of
+    /// one server, summed) and the process trees of `stores`.
+    pub fn with_stores(pids: &[u32], stores: &[u32]) -> Probe {
+        for p in pids {
             // "5" resets the peak RSS (VmHWM) to the current RSS.
             let _ = fs::write(format!("/proc/{p}/clear_refs"), "5");
         }
         Probe {
-            pid,
-            cpu0: pid.and_then(cpu_seconds).unwrap_or(0.0),
+            pids: pids.to_vec(),
+            cpu0: pids.iter().filter_map(|&p| cpu_seconds(p)).sum(),
             stores: stores.to_vec(),
             store_cpu0: tree_cpu_seconds(stores),
         }
@@ -40,14 +41,17 @@ impl Probe {
         (!self.stores.is_empty()).then(|| tree_cpu_seconds(&self.stores) - self.store_cpu0)
     }
 
-    /// `(cpu seconds since start, peak RSS KiB since start)`.
+    /// `(cpu seconds since start, peak RSS KiB since start)`, each summed
+    /// over the server processes (the peak RSS: the sum of their peaks).
     pub fn finish(&self) -> (Option<f64>, Option<u64>) {
-        let Some(p) = self.pid else {
+        if self.pids.is_empty() {
             return (None, None);
-        };
+        }
+        let cpu: Option<Vec<f64>> = self.pids.iter().map(|&p| cpu_seconds(p)).collect();
+        let rss: Option<Vec<u64>> = self.pids.iter().map(|&p| status_kib(p, "VmHWM:")).collect();
         (
-            cpu_seconds(p).map(|c| c - self.cpu0),
-            status_kib(p, "VmHWM:"),
+            cpu.map(|c| c.iter().sum::<f64>() - self.cpu0),
+            rss.map(|r| r.iter().sum()),
         )
     }
 }

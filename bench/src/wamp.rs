@@ -218,7 +218,7 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     }
     let ctx = Ctx {
         reg: Registry::new(&args.base)?,
-        pid: args.pid,
+        pids: args.pid.into_iter().collect(),
         stores: Vec::new(),
         mp,
         cfg: Config::quick(),
@@ -227,7 +227,7 @@ pub async fn run(args: &Args) -> anyhow::Result<bool> {
     for (i, (case, spec)) in cases.iter().zip(&specs).enumerate() {
         let seed = 0x3a4d ^ (i as u64) << 8 ^ u64::from(args.round) << 32;
         let before = settled(&args.meter).await?;
-        let probe = Probe::start(args.pid);
+        let probe = Probe::start(args.pid.as_slice());
         let t0 = Instant::now();
         let res = upload(&ctx, case, seed).await;
         let wall = t0.elapsed().as_secs_f64();

@@ -72,7 +72,8 @@ impl Config {
 
 pub struct Ctx {
     pub reg: Registry,
-    pub pid: Option<u32>,
+    /// The server's PIDs (one, or its replicas; their CPU is summed).
+    pub pids: Vec<u32>,
     /// PIDs of the stores behind the server (their CPU is recorded too).
     pub stores: Vec<u32>,
     pub mp: MultiProgress,
@@ -97,12 +98,12 @@ impl Ctx {
     }
 
     /// Runs `f` as a measured phase: server CPU and peak RSS around it.
-    async fn measured<F, Fut>(&self, name: &str, f: F) -> WorkloadResult
+    pub async fn measured<F, Fut>(&self, name: &str, f: F) -> WorkloadResult
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Recorder>,
     {
-        let probe = Probe::with_stores(self.pid, &self.stores);
+        let probe = Probe::with_stores(&self.pids, &self.stores);
         let t0 = Instant::now();
         let rec = f().await;
         let wall = t0.elapsed();
@@ -114,7 +115,7 @@ impl Ctx {
 }
 
 /// An image manifest with a config and layers, given as (digest, size).
-fn manifest(config: (&str, usize), layers: &[(String, usize)], note: Option<&str>) -> Bytes {
+pub fn manifest(config: (&str, usize), layers: &[(String, usize)], note: Option<&str>) -> Bytes {
     let mut m = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -127,7 +128,7 @@ fn manifest(config: (&str, usize), layers: &[(String, usize)], note: Option<&str
     Bytes::from(serde_json::to_vec(&m).unwrap_or_default())
 }
 
-fn config_blob(seed: u64) -> Bytes {
+pub fn config_blob(seed: u64) -> Bytes {
     Bytes::from(
         serde_json::to_vec(&json!({
             "architecture": "amd64",

@@ -139,3 +139,66 @@ fn quick_run_against_berth_has_no_errors() {
         .expect("large-pull");
     assert_eq!(pull["bytes"], 16u64 << 20);
 }
+
+/// bench/mirror.sh's two steps against a plain berth: seed-image pushes an
+/// image, pull-image pulls it whole from concurrent clients with every
+/// digest checked, and fails when the manifest is not the one expected.
+#[test]
+fn seed_and_pull_image() {
+    let berth = Berth::start();
+    let base = format!("http://{}", berth.addr);
+    let bench = env!("CARGO_BIN_EXE_berth-bench");
+    let out = Command::new(bench)
+        .args([
+            "seed-image",
+            "--base",
+            &base,
+            "--repo",
+            "m/app",
+            "--tag",
+            "v1",
+        ])
+        .args(["--layers", "3", "--layer-mib", "1"])
+        .output()
+        .expect("run seed-image");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut words = stdout.split_whitespace();
+    let digest = words.next().expect("digest").to_string();
+    let size: u64 = words.next().expect("size").parse().expect("a size");
+    assert!(digest.starts_with("sha256:") && size > 3 << 20, "{stdout}");
+
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let pull = |want: &str, json: &Path| {
+        Command::new(bench)
+            .args(["pull-image", "--no-progress", "--base", &base])
+            .args(["--pid", &berth.child.id().to_string()])
+            .args(["--repo", "m/app", "--tag", "v1", "--concurrency", "4"])
+            .args(["--digest", want, "--workload", "cold-4", "--json"])
+            .arg(json)
+            .output()
+            .expect("run pull-image")
+    };
+    let json = out_dir.path().join("pull.json");
+    let out = pull(&digest, &json);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    let r = &v["results"][0];
+    assert_eq!(r["workload"], "cold-4");
+    assert_eq!(r["ops"], 4, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["bytes"], 4 * size, "{r}");
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = pull(&wrong, &out_dir.path().join("wrong.json"));
+    assert!(!out.status.success(), "a wrong manifest digest must fail");
+}
