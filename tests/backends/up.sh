@@ -16,6 +16,9 @@
 #
 # A server stopped by `down.sh postgres|versitygw` comes back on the port
 # it had (the outage tests restart them under a running registry).
+# BERTH_BACKENDS_ADDR (default 127.0.0.1) is the address both listen on and
+# the exports name: the e2e gives the node's IP, so that Pods reach them
+# (PostgreSQL then trusts every client: these servers hold test data only).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../lib.sh
@@ -23,6 +26,7 @@ source "$here/../lib.sh"
 script_name="backends/up.sh"
 root="$(cd "$here/../.." && pwd)"
 dir="${BERTH_BACKENDS_DIR:-$root/target/backends}"
+addr="${BERTH_BACKENDS_ADDR:-127.0.0.1}"
 mkdir -p "$dir"
 
 eval "$("$root/tests/tools/install.sh" --paths)"
@@ -63,11 +67,16 @@ start_postgres() {
 	if [[ ! -f $pgdata/PG_VERSION ]]; then
 		as_postgres "$pg_bin/initdb" -D "$pgdata" -U berth --auth=trust --no-instructions >"$dir/pg/initdb.log" 2>&1 ||
 			{ cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
+		if [[ $addr != 127.0.0.1 ]]; then
+			echo "host all all 0.0.0.0/0 trust" | as_postgres tee -a "$pgdata/pg_hba.conf" >/dev/null
+		fi
 	fi
 	port="$(port_of "$dir/pg")"
+	local listen=127.0.0.1
+	[[ $addr == 127.0.0.1 ]] || listen+=",$addr"
 	# fsync on: the tests check that nothing acknowledged is lost.
 	as_postgres "$pg_bin/pg_ctl" -D "$pgdata" -l "$dir/pg/server.log" -w -t 60 start \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir/pg -c max_connections=400 -c fsync=on" >/dev/null ||
+		-o "-c listen_addresses=$listen -p $port -k $dir/pg -c max_connections=400 -c fsync=on" >/dev/null ||
 		{ cat "$dir/pg/server.log" >&2; die "PostgreSQL did not start"; }
 	echo "$port" >"$dir/pg/port"
 }
@@ -80,11 +89,11 @@ start_versitygw() {
 	mkdir -p "$dir/s3/data" "$dir/s3/meta"
 	port="$(port_of "$dir/s3")"
 	ROOT_ACCESS_KEY_ID="$access_key" ROOT_SECRET_ACCESS_KEY="$secret_key" \
-		setsid "$versitygw" --port "127.0.0.1:$port" posix --sidecar "$dir/s3/meta" "$dir/s3/data" \
+		setsid "$versitygw" --port "$addr:$port" posix --sidecar "$dir/s3/meta" "$dir/s3/data" \
 		>"$dir/s3/server.log" 2>&1 </dev/null &
 	echo $! >"$dir/s3/pid"
 	echo "$port" >"$dir/s3/port"
-	wait_for 30 "versitygw on 127.0.0.1:$port" bash -c "echo >/dev/tcp/127.0.0.1/$port" 2>/dev/null
+	wait_for 30 "versitygw on $addr:$port" bash -c "echo >/dev/tcp/$addr/$port" 2>/dev/null
 }
 
 # CreateBucket, signed (curl's SigV4); answered 200, or 409 when it exists.
@@ -93,15 +102,15 @@ create_bucket() {
 	empty="$(printf '' | sha256sum | cut -d' ' -f1)"
 	status="$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H "x-amz-content-sha256: $empty" \
 		--aws-sigv4 "aws:amz:us-east-1:s3" --user "$access_key:$secret_key" \
-		"http://127.0.0.1:$(cat "$dir/s3/port")/$1")"
+		"http://$addr:$(cat "$dir/s3/port")/$1")"
 	[[ $status == 200 || $status == 409 ]] || die "creating bucket $1 answered $status"
 }
 
 start_postgres
 start_versitygw
 create_bucket berth-test
-printf 'export BERTH_TEST_DATABASE_URL=%q\n' "postgres://berth@127.0.0.1:$(cat "$dir/pg/port")/postgres"
-printf 'export BERTH_TEST_S3_ENDPOINT=%q\n' "http://127.0.0.1:$(cat "$dir/s3/port")"
+printf 'export BERTH_TEST_DATABASE_URL=%q\n' "postgres://berth@$addr:$(cat "$dir/pg/port")/postgres"
+printf 'export BERTH_TEST_S3_ENDPOINT=%q\n' "http://$addr:$(cat "$dir/s3/port")"
 printf 'export BERTH_TEST_S3_BUCKET=berth-test\n'
 printf 'export AWS_ACCESS_KEY_ID=%q\n' "$access_key"
 printf 'export AWS_SECRET_ACCESS_KEY=%q\n' "$secret_key"

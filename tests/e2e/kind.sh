@@ -53,8 +53,24 @@ node_forget_image() {
 }
 
 # The runner's address on kind's docker network (the node's default gateway).
+host_address() {
+	docker exec "$kind_node" ip -4 route show default | awk '{print $3}'
+}
+
 upstream_address() {
-	echo "$(docker exec "$kind_node" ip -4 route show default | awk '{print $3}'):$(free_port)"
+	echo "$(host_address):$(free_port)"
+}
+
+# registry_address_of NS NAME ENDPOINT: sets E2E_ADDRESS_OF to a
+# port-forward to the Registry's Service (stopped by run.sh through
+# E2E_BG_PIDS).
+registry_address_of() {
+	local port
+	port="$(free_port)"
+	k port-forward -n "$1" "svc/$2" "$port:${3##*:}" >"$E2E_DIR/port-forward-$2.log" 2>&1 &
+	E2E_BG_PIDS+=("$!")
+	wait_for 30 "port-forward to svc/$2" curl -sS -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/"
+	E2E_ADDRESS_OF="127.0.0.1:$port"
 }
 
 # kind's local-path provisioner serves the claim.

@@ -67,10 +67,20 @@ node_forget_image() {
 	ctr -a "$E2E_CONTAINERD_SOCK" -n k8s.io images rm --sync "$1" >/dev/null
 }
 
-# upstream_address: where a process on this host listens so that Pods reach
-# it (the node IP).
+# host_address: where a process on this host listens so that Pods reach it
+# (the node IP).
+host_address() {
+	echo "$E2E_NODE_IP"
+}
+
 upstream_address() {
-	echo "$E2E_NODE_IP:$(free_port)"
+	echo "$(host_address):$(free_port)"
+}
+
+# registry_address_of NS NAME ENDPOINT: sets E2E_ADDRESS_OF, where this host
+# reaches a Registry's Service (kube-proxy runs here: the cluster IP itself).
+registry_address_of() {
+	E2E_ADDRESS_OF="$3"
 }
 
 # prepare_storage NS: a PersistentVolume for the Registry's claim (there is

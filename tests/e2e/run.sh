@@ -11,7 +11,11 @@
 # mirrors an upstream registry (CNCF distribution on this host, as
 # `upstream.test`): with the operator's hosts.toml on the node, a Pod's
 # `upstream.test/library/app:v1` is pulled through Berth, and again after the
-# upstream is stopped.
+# upstream is stopped. A second Registry runs 2 replicas on PostgreSQL and
+# versitygw (on the node, tests/backends/up.sh): a push survives the deletion
+# of a registry Pod mid-upload, a Pod runs the image, `replicas: 3` scales up
+# without restarting the others, and a config change rolls every Pod while a
+# client pulls in a loop without a failure.
 #
 #   tests/e2e/run.sh          on this machine (root): tests/cluster/ control
 #                             plane + tests/e2e/node-up.sh (containerd,
@@ -103,6 +107,9 @@ finish() {
 	for p in "${E2E_BG_PIDS[@]}"; do
 		stop_pid "$p" "background process"
 	done
+	if [[ -n ${ha_backends_dir:-} ]]; then
+		BERTH_BACKENDS_DIR="$ha_backends_dir" "$E2E_REPO/tests/backends/down.sh" --clean || true
+	fi
 	local start=$SECONDS
 	if [[ ${E2E_KEEP:-0} == 1 ]]; then
 		log "E2E_KEEP=1: cluster left running; stop it with tests/e2e/cluster-down.sh"
@@ -347,6 +354,204 @@ mirror_pull() {
 	log "through the mirror: $misses misses then $hits hits; the upstream saw $upstream_before requests for library/app (stopped before the second Pod)"
 }
 
+# ------------------------------------------------- replicas (PostgreSQL + S3)
+ha_ns=berth-ha
+ha_repo=team-a/ha
+
+# PostgreSQL and versitygw on the node's address (Pods reach it), private
+# to this run, and Registry berth-ha/ha with 2 replicas on them.
+ha_registry() {
+	local exports
+	ha_backends_dir="$E2E_DIR/backends"
+	exports="$(BERTH_BACKENDS_DIR="$ha_backends_dir" BERTH_BACKENDS_ADDR="$(host_address)" "$E2E_REPO/tests/backends/up.sh")"
+	eval "$exports"
+	psql "$BERTH_TEST_DATABASE_URL" -q -c "CREATE DATABASE berth_ha" >/dev/null
+	k create namespace "$ha_ns" >/dev/null
+	k create secret generic ha-db -n "$ha_ns" --from-literal=url="${BERTH_TEST_DATABASE_URL%/*}/berth_ha" >/dev/null
+	k create secret generic ha-s3 -n "$ha_ns" --from-literal=accessKeyId="$AWS_ACCESS_KEY_ID" \
+		--from-literal=secretAccessKey="$AWS_SECRET_ACCESS_KEY" >/dev/null
+	k apply -f - >/dev/null <<EOF
+apiVersion: berth.dev/v1alpha1
+kind: Registry
+metadata: {name: ha, namespace: $ha_ns}
+spec:
+  image: $berth_image
+  replicas: 2
+  storage:
+    s3: {bucket: $BERTH_TEST_S3_BUCKET, endpoint: "$BERTH_TEST_S3_ENDPOINT", region: us-east-1, prefix: ha, credentialsSecret: ha-s3}
+  database:
+    postgres: {urlSecret: {name: ha-db}}
+---
+apiVersion: berth.dev/v1alpha1
+kind: Repository
+metadata: {name: app, namespace: $ha_ns}
+spec:
+  registry: ha
+  name: $ha_repo
+  access:
+  - serviceAccounts: [{namespace: $team_ns, name: default}]
+    actions: [pull, push]
+EOF
+	wait_for 180 "Registry $ha_ns/ha Ready=True with readyReplicas 2" \
+		is jp registry ha "$ha_ns" '{.status.conditions[?(@.type=="Ready")].status}/{.status.readyReplicas}' "True/2"
+	k get pvc -n "$ha_ns" -o name | grep -q . && {
+		log "a Registry on S3 + PostgreSQL has a claim: $(k get pvc -n "$ha_ns" -o name)"
+		return 1
+	}
+	ha_endpoint="$(jp registry ha "$ha_ns" '{.status.endpoint}')"
+	allow_plain_http "$ha_endpoint"
+	wait_for 60 "robot Secret $ha_ns/app-robot" k get secret app-robot -n "$ha_ns"
+	ha_user="$(jp secret app-robot "$ha_ns" '{.data.username}' | base64 -d)"
+	ha_pass="$(jp secret app-robot "$ha_ns" '{.data.password}' | base64 -d)"
+	registry_address_of "$ha_ns" ha "$ha_endpoint"
+	ha_addr="$E2E_ADDRESS_OF"
+	log "Registry $ha_ns/ha: 2 pods on PostgreSQL $BERTH_TEST_DATABASE_URL and versitygw $BERTH_TEST_S3_ENDPOINT; endpoint $ha_endpoint"
+}
+
+# A token for the robot with push and pull on the repository.
+ha_token() {
+	curl -fsS -u "$ha_user:$ha_pass" "http://$ha_addr/auth/token?scope=repository:$ha_repo:pull,push" | jq -er .token
+}
+
+# The robot may start an upload (the policy naming it has reached the pods
+# through their ConfigMap).
+ha_robot_may_push() {
+	local token
+	token="$(ha_token)" &&
+		curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" "http://$ha_addr/v2/$ha_repo/blobs/uploads/"
+}
+
+# A blob uploaded in two PATCHes with a registry Pod deleted between them:
+# the session is in PostgreSQL and the bytes in the bucket, so whichever
+# replica gets the next request finishes it. Then the image is pushed with
+# skopeo while the Deployment replaces the deleted Pod.
+ha_push_survives_a_pod() {
+	local token location code digest
+	wait_for 120 "the robot may push to $ha_ns/ha (every replica has its policy)" ha_robot_may_push
+	token="$(ha_token)"
+	head -c 3145728 /dev/urandom >"$E2E_DIR/ha-blob"
+	digest="sha256:$(sha256sum "$E2E_DIR/ha-blob" | cut -d' ' -f1)"
+	location="$(curl -fsS -o /dev/null -D - -X POST -H "Authorization: Bearer $token" "http://$ha_addr/v2/$ha_repo/blobs/uploads/" |
+		awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')"
+	[[ $location == /* ]] && location="http://$ha_addr$location"
+	head -c 1048576 "$E2E_DIR/ha-blob" >"$E2E_DIR/ha-part1"
+	tail -c +1048577 "$E2E_DIR/ha-blob" >"$E2E_DIR/ha-part2"
+	location="$(curl -fsS -o /dev/null -D - -X PATCH -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
+		-H 'Content-Range: 0-1048575' --data-binary @"$E2E_DIR/ha-part1" "$location" |
+		awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')"
+	[[ $location == /* ]] && location="http://$ha_addr$location"
+	local victim
+	victim="$(k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry -o name | head -n1)"
+	k delete -n "$ha_ns" "$victim" --wait=false >/dev/null
+	location="$(curl -fsS -o /dev/null -D - -X PATCH -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
+		-H 'Content-Range: 1048576-3145727' --data-binary @"$E2E_DIR/ha-part2" "$location" |
+		awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')"
+	[[ $location == /* ]] && location="http://$ha_addr$location"
+	local sep='?'
+	[[ $location == *\?* ]] && sep='&'
+	code="$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $token" "$location${sep}digest=$digest")"
+	[[ $code == 201 ]] || {
+		log "closing the upload after $victim was deleted answered $code"
+		return 1
+	}
+	curl -fsS -H "Authorization: Bearer $token" "http://$ha_addr/v2/$ha_repo/blobs/$digest" | cmp -s - "$E2E_DIR/ha-blob" || {
+		log "the blob pulled back is not the one pushed"
+		return 1
+	}
+	skopeo copy --quiet --retry-times 3 --dest-tls-verify=false --dest-creds "$ha_user:$ha_pass" \
+		"oci:$E2E_DIR/images/oci:hello" "docker://$ha_addr/$ha_repo:v1"
+	log "3 MiB blob in two PATCHes with $victim deleted between them: 201 and the same bytes back; image pushed"
+}
+
+ha_pod_runs() {
+	wait_for 120 "Registry $ha_ns/ha back to readyReplicas 2" \
+		is jp registry ha "$ha_ns" '{.status.readyReplicas}' 2
+	local pull_secret="berth-pull-$ha_ns-app"
+	wait_for 30 "pull Secret $team_ns/$pull_secret" k get secret "$pull_secret" -n "$team_ns"
+	pod ha-app "$ha_endpoint/$ha_repo:v1" IfNotPresent "$pull_secret"
+	wait_for 120 "Pod $team_ns/ha-app Running (pulled from the 2 replicas)" \
+		is jp pod ha-app "$team_ns" '{.status.phase}' Running
+}
+
+# The registry pods (not those terminating) as name=restarts, sorted.
+ha_pods() {
+	k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry -o json |
+		jq -r '.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name)=\(.status.containerStatuses[0].restartCount)"' | sort
+}
+
+ha_scale_up() {
+	local before after
+	before="$(ha_pods)"
+	k patch registry ha -n "$ha_ns" --type merge -p '{"spec":{"replicas":3}}' >/dev/null
+	wait_for 120 "Registry $ha_ns/ha readyReplicas 3" \
+		is jp registry ha "$ha_ns" '{.status.readyReplicas}' 3
+	after="$(ha_pods)"
+	local p
+	for p in $before; do
+		grep -qx "$p" <<<"$after" || {
+			log "scaling restarted or replaced $p: now $(tr '\n' ' ' <<<"$after")"
+			return 1
+		}
+	done
+	log "scaled to 3; the 2 running pods kept ($(tr '\n' ' ' <<<"$before"))"
+}
+
+# A config change (the log format) rolls all 3 pods, one new pod before an
+# old one stops, while a client pulls the manifest in a loop (one token: it
+# lives 300 s, the rollout is given 240).
+ha_rolling_config_change() {
+	local old_hash new_hash token results="$E2E_DIR/ha-pulls" loop
+	old_hash="$(jp registry ha "$ha_ns" '{.status.configHash}')"
+	token="$(ha_token)"
+	: >"$results"
+	(
+		while [[ ! -e $results.stop ]]; do
+			if curl -fsS -o /dev/null --max-time 10 -H "Authorization: Bearer $token" \
+				-H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$ha_addr/v2/$ha_repo/manifests/v1" 2>>"$results.err"; then
+				echo ok >>"$results"
+			else
+				echo failed >>"$results"
+			fi
+		done
+	) &
+	loop=$!
+	E2E_BG_PIDS+=("$loop")
+	k patch registry ha -n "$ha_ns" --type merge -p '{"spec":{"logFormat":"text"}}' >/dev/null
+	local rolled=""
+	if wait_for 240 "every registry pod of $ha_ns/ha on the new config, Ready with 3" ha_rolled "$old_hash"; then
+		rolled=1
+	fi
+	touch "$results.stop"
+	wait "$loop" || true
+	new_hash="$(jp registry ha "$ha_ns" '{.status.configHash}')"
+	local pulls failed
+	pulls="$(grep -c '^ok$' "$results" || true)"
+	failed="$(grep -c '^failed$' "$results" || true)"
+	log "rolled 3 pods from config ${old_hash:0:12} to ${new_hash:0:12}: $pulls manifest pulls during the rollout, $failed failed"
+	[[ -n $rolled && $new_hash != "$old_hash" ]] || return 1
+	((pulls > 0 && failed == 0)) || {
+		log "failed pulls: $(sort "$results.err" | uniq -c | head -5)"
+		return 1
+	}
+}
+
+# The rollout is over: a new config hash, Ready with 3 pods, none (not even
+# a terminating one) on the old config.
+ha_rolled() {
+	[[ $(jp registry ha "$ha_ns" '{.status.configHash}') != "$1" ]] &&
+		is jp registry ha "$ha_ns" '{.status.conditions[?(@.type=="Ready")].status}/{.status.readyReplicas}' "True/3" &&
+		[[ $(k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry -o name | wc -l) == 3 ]] &&
+		! k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry \
+			-o jsonpath="{.items[*].metadata.annotations['berth\\.dev/config-hash']}" | grep -q "$1"
+}
+
+ha_cleanup() {
+	k delete pod ha-app -n "$team_ns" --wait=true --timeout 60s >/dev/null
+	k delete registry ha -n "$ha_ns" --wait=true --timeout 60s >/dev/null
+	wait_for 60 "registry Pods of $ha_ns/ha gone" is sh -c "'$BERTH_KUBECTL' get pods -n '$ha_ns' -o name" ""
+	k delete namespace "$ha_ns" --wait=true --timeout 90s >/dev/null
+}
+
 # metric NAME_AND_LABELS: its value from the registry Pod's /metrics (the
 # registry serves them on 127.0.0.1:5001 inside the Pod: a port-forward).
 metric() {
@@ -430,4 +635,10 @@ step "Pod in $team_ns runs the pushed image" pod_runs
 step "mirror: a Pod pulls upstream.test through the Registry, again without the upstream" mirror_pull
 step "wrong credentials: auth error, metric counted" wrong_credentials
 step "Repository deleted: Secret gone, pull fails" repository_deleted
+step "replicas: 2 on PostgreSQL + versitygw (on the node)" ha_registry
+step "replicas: a push survives a registry Pod deleted mid-upload" ha_push_survives_a_pod
+step "replicas: a Pod runs the image" ha_pod_runs
+step "replicas: 3, the running pods untouched" ha_scale_up
+step "replicas: a config change rolls them, pulls never fail" ha_rolling_config_change
+step "replicas: Registry deleted" ha_cleanup
 step "delete Registry, helm uninstall: cleanup" cleanup
