@@ -5,7 +5,7 @@
 //! pushes, pulls and deletes) -> [`meta`] (metadata: SQL) and [`storage`]
 //! (blob bytes). [`auth`] says who is asking and what they may do;
 //! [`settings`] what applies to a repository; [`maintenance`] is gc and
-//! retention; [`cli`] is the `berth` command line, and [`server`] puts a
+//! retention; [`ui`] is the web UI and its JSON API; [`cli`] is the `berth` command line, and [`server`] puts a
 //! serving process together.
 
 pub mod auth;
@@ -27,4 +27,5 @@ pub mod service;
 pub mod settings;
 pub mod sif;
 pub mod storage;
+pub mod ui;
 pub mod watch;

@@ -208,7 +208,7 @@ pub static STORAGE_FULL: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Touches every metric so that it is exported (at zero) from the start.
 pub fn init() {
-    for endpoint in ["registry", "token", "library"] {
+    for endpoint in ["registry", "token", "library", "ui"] {
         AUTH_FAILURES.with_label_values(&[endpoint]);
         AUTH_RATE_LIMITED.with_label_values(&[endpoint]);
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need beyond Rust and Go themselves:
-#   - Debian packages: skopeo, umoci, jq, curl, prometheus, and C build tools
+#   - Debian packages: skopeo, umoci, jq, curl, prometheus, chromium and its
+#     driver, and C build tools
 #     (apt-get, only when missing)
 #   - Go-built tools pinned in tests/tools/versions.env: the OCI conformance
 #     suite, the oras, Helm, crane, regctl and cosign CLIs, built once and
@@ -116,11 +117,12 @@ $output
 # the metadata database of the PostgreSQL + S3 backend; siftool (SIF
 # files inspected, the reference for what Berth reads from SIF headers) and
 # squashfs-tools (mksquashfs: real root file systems for SIF and OCI-SIF
-# images): the Apptainer tests;
+# images): the Apptainer tests; chromium, chromium-driver, fonts-dejavu-core:
+# the web UI's browser tests (registry/tests/ui/, headless, over WebDriver);
 # jq, curl: scripts; cmake, build-essential, pkg-config: native build steps of
 # crates (aws-lc-sys, libsqlite3-sys) when a machine image lacks them (a no-op
 # where they are installed).
-apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql haproxy siftool squashfs-tools)
+apt_packages=(skopeo umoci podman buildah containerd runc containernetworking-plugins iptables jq curl ca-certificates cmake build-essential pkg-config prometheus postgresql haproxy siftool squashfs-tools chromium chromium-driver fonts-dejavu-core)
 
 pkg_installed() {
 	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
@@ -269,7 +271,7 @@ main() {
 	install_go_tools
 	flock -u 9
 	local c
-	for c in skopeo umoci podman buildah containerd ctr runc jq curl siftool mksquashfs; do
+	for c in skopeo umoci podman buildah containerd ctr runc jq curl siftool mksquashfs chromium chromedriver; do
 		command -v "$c" >/dev/null || die "$c is not on PATH after installing"
 	done
 	[[ -x "$conformance_dir/conformance" ]] || die "conformance binary missing at $conformance_dir"

@@ -66,6 +66,11 @@ impl Htpasswd {
         })
     }
 
+    /// Whether the file has an entry for `user`.
+    pub fn contains(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
     fn check_user(&self, user: &str, password: &str) -> bool {
         let Some(hash) = self.users.get(user) else {
             // Spend the same effort as a real check, so timing does not tell

@@ -49,6 +49,10 @@ pub struct AccessControl {
     pub policy: Watched<Policy>,
     pub users: Option<Watched<Htpasswd>>,
     pub tokens: TokenService,
+    /// Web UI sessions: tokens of the same key with an audience of their
+    /// own (`<token_service>/ui`), so that a session cookie is no API token
+    /// and an API token no session.
+    pub sessions: TokenService,
     pub limiter: FailureLimiter,
     pub refusals: Refusals,
     pub public_url: Option<String>,
@@ -56,6 +60,9 @@ pub struct AccessControl {
 
 /// Failed logins allowed per (client address, user name) per minute.
 const MAX_FAILED_LOGINS: u32 = 10;
+
+/// How long a web UI login lasts.
+pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
 
 impl AccessControl {
     /// Access control with `policy` (the policy file, watched) and the
@@ -78,6 +85,12 @@ impl AccessControl {
                 &config.token_service,
                 config.token_expiry,
             )?,
+            sessions: TokenService::new(
+                &config.token_key_file,
+                &config.token_issuer,
+                &format!("{}/ui", config.token_service),
+                SESSION_TTL,
+            )?,
             limiter: FailureLimiter::new(
                 MAX_FAILED_LOGINS,
                 std::time::Duration::from_secs(60),
@@ -97,6 +110,16 @@ impl AccessControl {
     /// The robot whose secret is `secret` alone (a library access token).
     pub fn robot_with_secret(&self, secret: &str) -> Option<Identity> {
         credentials::robot_with_secret(&self.policy.get(), secret)
+    }
+
+    /// Whether `name` is still a robot of the policy or an htpasswd user (a
+    /// session outlives neither).
+    pub fn knows(&self, name: &str) -> bool {
+        self.policy.get().robot(name).is_some()
+            || self
+                .users
+                .as_ref()
+                .is_some_and(|users| users.get().contains(name))
     }
 
     /// Re-reads the policy and htpasswd files whenever they change.

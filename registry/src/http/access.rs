@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use base64::Engine;
 
 use super::challenge::{insufficient_scope, realm_base, unauthorized};
@@ -38,7 +38,11 @@ pub(super) enum Credentials {
 }
 
 fn credentials(req: &Req) -> Result<Credentials, ApiError> {
-    let Some(value) = req.header("authorization") else {
+    credentials_in(&req.headers)
+}
+
+fn credentials_in(headers: &HeaderMap) -> Result<Credentials, ApiError> {
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return Ok(Credentials::None);
     };
     let bad = || ApiError::new(Code::Unauthorized, "malformed Authorization header");
@@ -336,11 +340,60 @@ pub fn demand_credentials(state: &AppState, route: &Route, req: &Req) -> ApiErro
 
 /// Whether the caller may pull `name` (catalog filtering).
 pub fn may_pull(state: &AppState, caller: &Caller, name: &str) -> bool {
+    may(state, caller, name, Action::Pull)
+}
+
+/// Whether the policy lets the caller take `action` on `name` (everyone
+/// may do everything with access control off). Browsing decides by who the
+/// caller is, as the catalog does, not by a token's scopes.
+pub fn may(state: &AppState, caller: &Caller, name: &str, action: Action) -> bool {
     match &state.access {
         None => true,
-        Some(access) => access
-            .policy
-            .get()
-            .permits(&caller.identity, name, Action::Pull),
+        Some(access) => access.policy.get().permits(&caller.identity, name, action),
+    }
+}
+
+/// Who a browsing request (the web UI, its JSON API) comes from: basic
+/// credentials or a bearer token from the token endpoint, checked as on
+/// the API (basic logins are rate limited the same way); without either,
+/// the web UI's `session` token if it is valid and its user still exists;
+/// else anonymous. Wrong credentials are 401; an expired session is anonymous.
+pub async fn browsing_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+    session: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let Some(access) = &state.access else {
+        return Ok(Caller::anonymous());
+    };
+    match credentials_in(headers)? {
+        Credentials::Basic(user, password) => {
+            let identity = login(access, client, user, password, "registry").await?;
+            Ok(Caller {
+                identity,
+                claims: None,
+            })
+        }
+        Credentials::Bearer(token) => {
+            let claims = access
+                .tokens
+                .verify(&token)
+                .map_err(|e| ApiError::new(Code::Unauthorized, e.to_string()))?;
+            Ok(Caller {
+                identity: identity_of(access, &claims.sub),
+                claims: None,
+            })
+        }
+        Credentials::None => {
+            let claims = session.and_then(|s| access.sessions.verify(s).ok());
+            Ok(match claims {
+                Some(c) if !c.sub.is_empty() && access.knows(&c.sub) => Caller {
+                    identity: identity_of(access, &c.sub),
+                    claims: None,
+                },
+                _ => Caller::anonymous(),
+            })
+        }
     }
 }

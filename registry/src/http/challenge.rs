@@ -14,12 +14,17 @@ use crate::auth::{AccessControl, Action, Claims};
 /// `http`/`https` and a host of host-name characters are taken, so nothing
 /// a client sends can break out of the quoted realm.
 pub(super) fn realm_base(req: &Req) -> String {
-    let proto = match req.header("x-forwarded-proto").map(str::trim) {
+    base_url(&req.headers)
+}
+
+/// [`realm_base`] from the request headers.
+pub(crate) fn base_url(headers: &axum::http::HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let proto = match header("x-forwarded-proto").map(str::trim) {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let host = req
-        .header("host")
+    let host = header("host")
         .filter(|h| {
             !h.is_empty()
                 && h.bytes()

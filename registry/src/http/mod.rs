@@ -4,10 +4,10 @@
 //! at the edge (`access`), every failure becomes the spec's error in one
 //! place (`errors`), and `server` is the accept loop with its limits.
 
-mod access;
+pub(crate) mod access;
 mod blobs;
 mod catalog;
-mod challenge;
+pub(crate) mod challenge;
 mod drained;
 pub mod errors;
 mod library;
@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(library::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .merge(crate::ui::router())
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(no_such_method)
         .layer(middleware::from_fn(api_version_header))

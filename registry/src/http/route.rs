@@ -145,6 +145,7 @@ pub fn labels() -> impl Iterator<Item = &'static str> {
     .into_iter()
     .chain(Endpoint::ALL.iter().map(|e| e.template()))
     .chain(Endpoint::ALL.iter().map(|e| e.library_template()))
+    .chain(crate::ui::labels())
 }
 
 /// The route template of a request path, for metrics and logs: never a
@@ -162,10 +163,10 @@ pub fn template(path: &str) -> &'static str {
         _ if path.starts_with("/v1/images/") => LIBRARY_IMAGES,
         _ => match path.strip_prefix(LIBRARY_PREFIX) {
             Some(rest) => endpoint(rest).map_or(UNMATCHED, Endpoint::library_template),
-            None => path
-                .strip_prefix("/v2/")
-                .and_then(endpoint)
-                .map_or(UNMATCHED, Endpoint::template),
+            None => match path.strip_prefix("/v2/") {
+                Some(rest) => endpoint(rest).map_or(UNMATCHED, Endpoint::template),
+                None => crate::ui::route_template(path).unwrap_or(UNMATCHED),
+            },
         },
     }
 }

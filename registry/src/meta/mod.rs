@@ -7,6 +7,7 @@
 //! hosts) sharing one database. Both pass one test suite (`suite`).
 
 mod blobs;
+mod browse;
 mod change_signal;
 mod gc;
 mod logins;
@@ -25,6 +26,8 @@ mod tags;
 mod uploads;
 
 pub use blobs::{BlobMeta, Claim};
+pub(crate) use browse::run_kind;
+pub use browse::{BrowseMeta, ManifestFacts, RepositorySummary, TagPage, TagRow};
 pub use gc::{DoomedBlob, GcLock, GcMeta, GcPlan, MaintenanceRun, RepoSweep, SweepRules};
 pub use logins::{LoginFailures, LoginMeta};
 pub use manifests::{ManifestMeta, ManifestRecord, NewManifest, Reference, Referrer};
@@ -130,6 +133,7 @@ pub trait MetaStore:
     + LoginMeta
     + MirrorMeta
     + SifMeta
+    + BrowseMeta
     + 'static
 {
 }
@@ -146,6 +150,7 @@ impl<T> MetaStore for T where
         + LoginMeta
         + MirrorMeta
         + SifMeta
+        + BrowseMeta
         + 'static
 {
 }

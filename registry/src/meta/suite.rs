@@ -1621,6 +1621,124 @@ async fn sif_records(meta: &dyn MetaStore) {
         .unwrap();
 }
 
+/// What the web UI reads: summaries of named repositories in the order
+/// asked, a repository's tags newest first with their manifests, the push
+/// time and tags of a manifest, a pattern's usage and the latest runs.
+async fn browsing(meta: &dyn MetaStore) {
+    assert!(meta.repository_summaries(&[]).await.unwrap().is_empty());
+    assert_eq!(meta.tag_page("none", 0, 10).await.unwrap(), None);
+
+    let layer = push_blob(meta, "team/a", b"layer-bytes").await;
+    let m1 = put(meta, "team/a", "m1", std::slice::from_ref(&layer), &["v1"]).await;
+    tick().await;
+    let m2 = put(
+        meta,
+        "team/a",
+        "m2",
+        std::slice::from_ref(&layer),
+        &["v2", "latest"],
+    )
+    .await;
+    push_blob(meta, "team/b", b"bb").await;
+    let names: Vec<String> = ["team/b", "nope", "team/a"].map(String::from).to_vec();
+    let summaries = meta.repository_summaries(&names).await.unwrap();
+    assert_eq!(summaries.len(), 2, "{summaries:?}");
+    let (b, a) = (&summaries[0], &summaries[1]);
+    assert_eq!(
+        (b.name.as_str(), b.tags, b.manifests, b.bytes),
+        ("team/b", 0, 0, 2)
+    );
+    assert_eq!(b.last_push_ms, None, "blobs alone are no push");
+    assert_eq!(
+        (a.name.as_str(), a.tags, a.manifests, a.bytes),
+        ("team/a", 3, 2, 11 + m1.size + m2.size)
+    );
+    assert!(a.last_push_ms.is_some_and(|t| t > 0), "{a:?}");
+
+    let page = meta.tag_page("team/a", 0, 10).await.unwrap().unwrap();
+    assert_eq!(page.total, 3);
+    let names: Vec<&str> = page.rows.iter().map(|r| r.name.as_str()).collect();
+    // Newest first, then by name.
+    assert_eq!(names, ["latest", "v2", "v1"]);
+    assert_eq!(page.rows[0].digest, m2.digest.to_string());
+    assert_eq!(page.rows[0].media_type, OCI_MANIFEST);
+    assert_eq!(page.rows[0].content.as_ref(), br#"{"name":"m2"}"#);
+    assert!(page.rows[0].updated_at > page.rows[2].updated_at);
+    let rest = meta.tag_page("team/a", 2, 10).await.unwrap().unwrap();
+    assert_eq!(rest.rows.len(), 1);
+    assert_eq!(rest.rows[0].name, "v1");
+    assert_eq!(
+        meta.tag_page("team/a", 0, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .rows
+            .len(),
+        1
+    );
+
+    let facts = meta
+        .manifest_facts("team/a", &m2.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(facts.tags, ["latest", "v2"]);
+    assert!(facts.created_at > 0);
+    assert_eq!(
+        meta.manifest_facts("team/b", &m2.digest).await.unwrap(),
+        None
+    );
+    assert_eq!(meta.manifest_facts("none", &m2.digest).await.unwrap(), None);
+
+    assert_eq!(meta.pattern_usage("team/*").await.unwrap(), a.bytes + 2);
+    assert_eq!(meta.pattern_usage("team/b").await.unwrap(), 2);
+    assert_eq!(meta.pattern_usage("other/*").await.unwrap(), 0);
+
+    assert!(meta.recent_runs(5).await.unwrap().is_empty());
+    for (kind, started_ms, dry_run) in [
+        ("gc", 1_000, false),
+        ("retention", 2_000, true),
+        ("gc", 3_000, false),
+    ] {
+        meta.record_run(&MaintenanceRun {
+            kind,
+            started_ms,
+            finished_ms: started_ms + 10,
+            dry_run,
+            ok: true,
+            deleted_blobs: 1,
+            deleted_tags: 2,
+            deleted_bytes: 30,
+            detail: Some(r#"{"tags":["secret/repo:v1"]}"#.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let runs = meta.recent_runs(2).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0].kind, runs[0].started_ms, runs[0].dry_run),
+        ("gc", 3_000, false)
+    );
+    assert_eq!(
+        (runs[1].kind, runs[1].started_ms, runs[1].dry_run),
+        ("retention", 2_000, true)
+    );
+    assert_eq!(
+        (
+            runs[1].deleted_tags,
+            runs[1].deleted_bytes,
+            runs[1].finished_ms
+        ),
+        (2, 30, 2_010)
+    );
+    assert!(
+        runs.iter().all(|r| r.detail.is_none()),
+        "details name repositories"
+    );
+}
+
 // ------------------------------------------------------- every backend
 
 macro_rules! every_backend {
@@ -1670,6 +1788,7 @@ every_backend!(
     login_failures,
     mirror_records,
     sif_records,
+    browsing,
 );
 
 // ------------------------------------------------------- PostgreSQL

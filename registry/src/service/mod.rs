@@ -12,6 +12,7 @@
 //! repositories from the cache or its upstream.
 
 pub mod blobs;
+pub mod browse;
 mod error;
 pub mod library;
 pub mod listings;

@@ -101,6 +101,7 @@ macro_rules! transaction {
 }
 
 mod blobs;
+mod browse;
 mod gc;
 mod logins;
 mod manifests;

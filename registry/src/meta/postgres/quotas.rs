@@ -9,7 +9,7 @@ use crate::settings::Quota;
 
 /// Bytes held by the repositories matching `pattern`: each blob once per
 /// repository, plus manifests.
-async fn usage_matching(conn: &mut PgConnection, pattern: &str) -> Result<u64> {
+pub(super) async fn usage_matching(conn: &mut PgConnection, pattern: &str) -> Result<u64> {
     let like = pattern::to_sql_like(pattern);
     let bytes: i64 = sqlx::query_scalar(
         "SELECT (

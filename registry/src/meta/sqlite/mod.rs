@@ -8,6 +8,7 @@
 //! as in `meta`.
 
 mod blobs;
+mod browse;
 mod gc;
 mod logins;
 mod manifests;
