@@ -217,7 +217,7 @@ impl From<MaintenanceTotals> for MaintenanceItem {
             deleted_manifests: t.deleted_manifests,
             deleted_tags: t.deleted_tags,
             deleted_bytes: t.deleted_bytes,
-            last_run: (t.last_run_unix > 0.0).then(|| (t.last_run_unix * 1000.0) as i64),
+            last_run: (t.last_run_unix > 0.0).then_some((t.last_run_unix * 1000.0) as i64),
             last_duration_ms: (t.last_duration_seconds * 1000.0) as u64,
         }
     }

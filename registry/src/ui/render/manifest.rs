@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use maud::{Markup, html};
 
 use super::{
-    Chrome, Section, commands, digest, format, kind_badge, layout, manifest_href, pull_commands,
-    repository_href, when,
+    Chrome, Section, commands, copy_button, digest, format, kind_badge, layout, manifest_href,
+    pull_commands, repository_href, when,
 };
 use crate::oci::describe::Descriptor;
 use crate::service::browse::{ManifestView, ReferrerNode, SifLayer};
@@ -36,7 +36,7 @@ pub fn manifest(chrome: &Chrome, view: &ManifestView, reference: &str) -> Markup
         }
         section.card {
             dl.facts-grid {
-                dt { "Digest" } dd #manifest-digest { code.wrap { (view.digest) } " " button.copy type="button" data-copy=(view.digest) aria-label="Copy the digest" { "⧉" } }
+                dt { "Digest" } dd #manifest-digest { code.wrap { (view.digest) } " " (copy_button(&view.digest, "Copy the digest")) }
                 dt { "Media type" } dd { code { (d.media_type) } }
                 @if let Some(t) = &d.artifact_type { dt { "Artifact type" } dd #artifact-type { code { (t) } } }
                 dt { "Tags" } dd #manifest-tags {
@@ -50,7 +50,8 @@ pub fn manifest(chrome: &Chrome, view: &ManifestView, reference: &str) -> Markup
         }
         section.card {
             h2 { "Pull" }
-            (commands(&pull_commands(chrome, name, &view.digest, view.kind)))
+            // By the tag it was reached by, else by digest.
+            (commands(&pull_commands(chrome, name, reference, view.kind)))
         }
         @if let Some(subject) = &d.subject {
             section.card #subject {
@@ -249,10 +250,10 @@ mod tests {
         let sbom = html.find("data-kind=\"SBOM\"").unwrap();
         assert!(sbom > sig && html[sig..sbom].contains("<ul>"), "{html}");
         assert!(!html.contains("id=\"layers\""));
-        assert!(html.contains(&format!(
-            "docker pull registry.example:5000/team/app@sha256:{}",
-            "d".repeat(64)
-        )));
+        assert!(
+            html.contains("docker pull registry.example:5000/team/app:v1"),
+            "by the tag it was reached by"
+        );
     }
 
     #[test]
@@ -278,7 +279,10 @@ mod tests {
         assert!(
             html.contains("id=\"sif\"") && html.contains("squashfs") && html.contains(">amd64<")
         );
-        assert!(html.contains("apptainer pull oras://"));
+        assert!(html.contains(&format!(
+            "apptainer pull oras://registry.example:5000/team/app@sha256:{}",
+            "d".repeat(64)
+        )));
         assert!(html.contains("No signatures, SBOMs or attestations"));
         assert!(html.contains("team/app@sha256:dddddddddddd"));
     }

@@ -15,7 +15,7 @@ pub use operations::operations;
 pub use repositories::repositories;
 pub use repository::{Notice, repository};
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::assets;
 use crate::oci::describe::Kind;
@@ -153,7 +153,18 @@ pub fn digest(d: &str) -> Markup {
     html! {
         code.digest title=(d) { (format::short_digest(d)) }
         " "
-        button.copy type="button" data-copy=(d) title="Copy the digest" aria-label="Copy the digest" { "⧉" }
+        (copy_button(d, "Copy the digest"))
+    }
+}
+
+/// Two overlapping sheets, drawn inline (no font has to have the glyph,
+/// and no image has to be fetched).
+const COPY_ICON: &str = r#"<svg class="icon" viewBox="0 0 16 16" width="13" height="13" aria-hidden="true"><rect x="5" y="5" width="9" height="9" rx="1.5" fill="none" stroke="currentColor" stroke-width="1.5"/><path d="M11 3.5V3a1 1 0 0 0-1-1H3a1 1 0 0 0-1 1v7a1 1 0 0 0 1 1h.5" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>"#;
+
+/// A button that copies `text` (app.js), labelled `label` for screen readers.
+pub fn copy_button(text: &str, label: &str) -> Markup {
+    html! {
+        button.copy type="button" data-copy=(text) title=(label) aria-label=(label) { (PreEscaped(COPY_ICON)) }
     }
 }
 
@@ -162,21 +173,20 @@ pub fn when(chrome: &Chrome, ms: i64) -> Markup {
     html! { time datetime=(format::utc(ms)) title=(format::utc(ms)) { (format::ago(chrome.now_ms, ms)) } }
 }
 
-/// A quota's usage as a bar and numbers.
+/// A quota's usage as a meter (no inline style: the pages' CSP has none)
+/// and numbers.
 pub fn quota(q: &crate::service::browse::QuotaUse) -> Markup {
-    let percent = if q.limit_bytes == 0 {
-        100
-    } else {
-        (q.used_bytes.saturating_mul(100) / q.limit_bytes).min(100)
-    };
-    let level = match percent {
-        0..=74 => "ok",
-        75..=89 => "warn",
-        _ => "full",
-    };
+    let percent = q
+        .used_bytes
+        .saturating_mul(100)
+        .checked_div(q.limit_bytes)
+        .map_or(100, |p| p.min(100));
+    let limit = q.limit_bytes.max(1);
     html! {
         div.quota title=(format!("quota on `{}`", q.pattern)) {
-            div.bar { div class=(format!("fill {level}")) style=(format!("width:{percent}%")) {} }
+            meter min="0" max=(limit) low=(limit / 4 * 3) high=(limit / 10 * 9) optimum="0" value=(q.used_bytes.min(limit)) {
+                (percent) "%"
+            }
             span.quota-text { (format::bytes(q.used_bytes)) " of " (format::bytes(q.limit_bytes)) " (" (percent) "%)" }
         }
     }
@@ -228,7 +238,7 @@ pub fn commands(list: &[(&'static str, String)]) -> Markup {
                 div.command {
                     span.client { (client) }
                     code { (command) }
-                    button.copy type="button" data-copy=(command) title="Copy" aria-label=(format!("Copy the {client} command")) { "⧉" }
+                    (copy_button(command, &format!("Copy the {client} command")))
                 }
             }
         }
@@ -340,9 +350,10 @@ pub(crate) mod tests {
         };
         let html = quota(&q).into_string();
         assert!(
-            html.contains("fill full") && html.contains("width:95%"),
+            html.contains(r#"max="1000" low="750" high="900" optimum="0" value="950""#),
             "{html}"
         );
+        assert!(!html.contains("style="), "the CSP allows no inline style");
         assert!(html.contains("950 B of 1000 B (95%)"), "{html}");
     }
 

@@ -112,7 +112,7 @@ mod tests {
             "escaped"
         );
         assert!(html.contains("2.0 KiB") && html.contains("2 minutes ago"));
-        assert!(html.contains("width:50%"));
+        assert!(html.contains("value=\"2048\"") && html.contains("(50%)"));
         assert!(html.contains("Page 2 of 3"));
         assert!(html.contains(">5 repositories<"));
         assert!(html.contains("Log in</a> to see more"));
