@@ -98,6 +98,8 @@ pub struct TagItem {
     pub size: u64,
     /// An index's platforms (`linux/amd64`, …).
     pub platforms: Vec<String>,
+    /// What refers to it (signatures, SBOMs, …), each kind once.
+    pub referrers: Vec<Kind>,
     /// Unix ms when the tag was last pointed here.
     pub pushed_at: i64,
 }
@@ -348,7 +350,12 @@ impl Repository<'_> {
         let mut items = Vec::with_capacity(tags.rows.len());
         for row in tags.rows {
             let described = describe::describe(&row.media_type, &row.content);
+            let referrers = match row.digest.parse::<Digest>() {
+                Ok(d) => self.referrer_kinds(&d).await?,
+                Err(_) => Vec::new(),
+            };
             items.push(TagItem {
+                referrers,
                 size: self.total_size(&described).await?,
                 kind: described.kind(),
                 platforms: described.platforms(),
@@ -399,6 +406,21 @@ impl Repository<'_> {
             referrers_truncated: budget == 0,
             content,
         })
+    }
+
+    /// The kinds of the direct referrers of `subject`, each once, in order.
+    async fn referrer_kinds(&self, subject: &Digest) -> Result<Vec<Kind>> {
+        let mut kinds = Vec::new();
+        for r in self.meta().referrers(self.name, subject, None).await? {
+            let kind = r
+                .artifact_type
+                .as_deref()
+                .map_or(Kind::Artifact, Kind::of_artifact_type);
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        Ok(kinds)
     }
 
     /// The referrers of `subject` as a tree, and whether it was cut short.

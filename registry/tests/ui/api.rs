@@ -257,6 +257,11 @@ async fn the_api_describes_tags_manifests_and_referrers() {
         tags[0]["platforms"],
         serde_json::json!(["linux/amd64", "linux/arm64/v8"])
     );
+    assert_eq!(
+        tags[0]["referrers"],
+        serde_json::json!(["signature", "sbom"]),
+        "direct referrers only, each kind once: {view}"
+    );
     let amd = tags.iter().find(|t| t["name"] == "multi-amd64").unwrap();
     let arm = tags.iter().find(|t| t["name"] == "multi-arm64").unwrap();
     let (amd, arm) = (amd["size"].as_u64().unwrap(), arm["size"].as_u64().unwrap());

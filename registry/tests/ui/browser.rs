@@ -365,6 +365,17 @@ async fn the_pages_in_a_real_browser() {
         v
     };
     assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+    let marks: Vec<String> = {
+        let mut v = Vec::new();
+        for m in row.find_all(Locator::Css(".referred")).await.unwrap() {
+            v.push(m.text().await.unwrap());
+        }
+        v
+    };
+    assert!(
+        marks.contains(&"+ signature".to_string()) && marks.contains(&"+ SBOM".to_string()),
+        "{marks:?}"
+    );
     assert!(
         text(&c, ".commands")
             .await

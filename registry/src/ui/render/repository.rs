@@ -60,6 +60,7 @@ pub fn repository(
                             td {
                                 (kind_badge(t.kind))
                                 @for p in &t.platforms { " " span.platform { (p) } }
+                                @for k in &t.referrers { " " span.referred title=(format!("a {} refers to it", k.label())) { "+ " (k.label()) } }
                             }
                             td.num { (format::bytes(t.size)) }
                             td { (when(chrome, t.pushed_at)) }
@@ -107,6 +108,7 @@ mod tests {
                     artifact_type: None,
                     size: 3 * 1024 * 1024,
                     platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+                    referrers: vec![Kind::Signature, Kind::Sbom],
                     pushed_at: 1_800_000_000_000 - 7_200_000,
                 },
                 TagItem {
@@ -117,6 +119,7 @@ mod tests {
                     artifact_type: Some("application/vnd.sylabs.sif.config.v1+json".into()),
                     size: 10,
                     platforms: vec![],
+                    referrers: vec![],
                     pushed_at: 1_800_000_000_000 - 86_400_000,
                 },
             ],
@@ -138,6 +141,10 @@ mod tests {
         )));
         assert!(html.contains("sha256:aaaaaaaaaaaa<"), "short digest shown");
         assert!(html.contains("<span class=\"platform\">linux/arm64</span>"));
+        assert!(
+            html.contains(">+ signature</span>") && html.contains(">+ SBOM</span>"),
+            "{html}"
+        );
         assert!(
             html.contains("3.0 MiB") && html.contains("2 hours ago") && html.contains("1 day ago")
         );
