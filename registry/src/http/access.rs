@@ -338,24 +338,41 @@ pub fn demand_credentials(state: &AppState, route: &Route, req: &Req) -> ApiErro
     }
 }
 
-/// Whether the caller may pull `name` (catalog filtering).
+/// Whether the caller may pull `name`, by who they are (the catalog's and
+/// the web UI's lists: names only, whatever a token's scopes).
 pub fn may_pull(state: &AppState, caller: &Caller, name: &str) -> bool {
-    may(state, caller, name, Action::Pull)
+    match &state.access {
+        None => true,
+        Some(access) => access
+            .policy
+            .get()
+            .permits(&caller.identity, name, Action::Pull),
+    }
 }
 
-/// Whether the policy lets the caller take `action` on `name` (everyone
-/// may do everything with access control off). Browsing decides by who the
-/// caller is, as the catalog does, not by a token's scopes.
+/// Whether the caller may take `action` on `name` itself (everyone may do
+/// everything with access control off): the policy must permit it and, for
+/// a caller with a bearer token, the token must grant it, as on `/v2/` — a
+/// token for the catalog or for pulling one repository reads no other
+/// repository's tags or manifests through the web UI's API, and a token
+/// without `delete` deletes nothing through its forms.
 pub fn may(state: &AppState, caller: &Caller, name: &str, action: Action) -> bool {
     match &state.access {
         None => true,
-        Some(access) => access.policy.get().permits(&caller.identity, name, action),
+        Some(access) => {
+            access.policy.get().permits(&caller.identity, name, action)
+                && caller
+                    .claims
+                    .as_ref()
+                    .is_none_or(|claims| claims.grants(name, action.as_str()))
+        }
     }
 }
 
 /// Who a browsing request (the web UI, its JSON API) comes from: basic
 /// credentials or a bearer token from the token endpoint, checked as on
-/// the API (basic logins are rate limited the same way); without either,
+/// the API (basic logins are rate limited the same way; a token's claims
+/// are kept, for [`may`]); without either,
 /// the web UI's `session` token if it is valid and its user still exists;
 /// else anonymous. Wrong credentials are 401; an expired session is anonymous.
 pub async fn browsing_caller(
@@ -382,7 +399,7 @@ pub async fn browsing_caller(
                 .map_err(|e| ApiError::new(Code::Unauthorized, e.to_string()))?;
             Ok(Caller {
                 identity: identity_of(access, &claims.sub),
-                claims: None,
+                claims: Some(claims),
             })
         }
         Credentials::None => {

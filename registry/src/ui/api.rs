@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Target, Visitor};
+use crate::auth::Action;
 use crate::http::AppState;
 use crate::http::access;
 use crate::http::errors::{ApiError, ApiResult, Code};
@@ -108,7 +109,7 @@ pub async fn repository(
         }
         Some(t) => t,
     };
-    if !access::may_pull(&state, &v.caller, target.name()) {
+    if !access::may(&state, &v.caller, target.name(), Action::Pull) {
         return ApiError::from(ServiceError::NameUnknown(target.name().to_string()))
             .into_response();
     }

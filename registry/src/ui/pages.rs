@@ -143,7 +143,7 @@ pub async fn repository(
         Some(t @ (Target::Repository(_) | Target::Manifest(..))) => t,
         _ => return error_page(&state, &v, crate::http::route::not_found()),
     };
-    if !access::may_pull(&state, &v.caller, target.name()) {
+    if !access::may(&state, &v.caller, target.name(), Action::Pull) {
         return error_page(&state, &v, unknown(target.name()));
     }
     let repo = state.registry.repository(target.name());
@@ -193,7 +193,7 @@ pub async fn delete_tag(
     let Some(Target::DeleteTag(name, tag)) = Target::parse(&rest) else {
         return error_page(&state, &v, crate::http::route::not_found());
     };
-    if !access::may_pull(&state, &v.caller, &name) {
+    if !access::may(&state, &v.caller, &name, Action::Pull) {
         return error_page(&state, &v, unknown(&name));
     }
     if !access::may(&state, &v.caller, &name, Action::Delete) {

@@ -527,6 +527,60 @@ async fn forms_need_our_origin_a_csrf_token_and_the_right() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
+    // A bearer token is held to its scopes, as on /v2/: alice's token for
+    // the catalog lists team/app but reads none of it, and her token for
+    // pulling it reads it but deletes nothing, CSRF pair or not.
+    let token = |scope: &'static str| {
+        let http = http.clone();
+        let url = reg
+            .server
+            .url(&format!("/auth/token?service=berth&scope={scope}"));
+        async move {
+            let t: Value = http
+                .get(url)
+                .basic_auth(ALICE.0, Some(ALICE.1))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            t["token"].as_str().unwrap().to_string()
+        }
+    };
+    let catalog = token("registry:catalog:*").await;
+    let pull = token("repository:team/app:pull").await;
+    let list: Value = http
+        .get(format!("{base}/api/v1/repositories"))
+        .bearer_auth(&catalog)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["repositories"][0]["name"], "team/app", "{list}");
+    for (token, status) in [(&catalog, 404), (&pull, 200)] {
+        let r = http
+            .get(format!("{base}/api/v1/repositories/team/app"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+    }
+    let r = http
+        .post(format!("{base}/ui/r/team/app/-/tags/old/delete"))
+        .bearer_auth(&pull)
+        .header("cookie", format!("berth_csrf={csrf}"))
+        .header("origin", &base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
     // alice logs in (a new session) and deletes `old`; without the token, nothing happens.
     let mut alice_jar = Jar::default();
     alice_jar.0.push(("berth_csrf".into(), csrf.clone()));
