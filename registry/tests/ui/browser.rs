@@ -472,7 +472,9 @@ async fn the_pages_in_a_real_browser() {
         "{tags}"
     );
 
-    // Operations.
+    // Operations, after a gc run (berth gc on the same stores, as a cron
+    // job would run it): the run is listed with what it deleted.
+    let gc = reg.server.stores().berth(&["gc", "--grace-seconds", "0"]);
     c.find(Locator::LinkText("Operations"))
         .await
         .unwrap()
@@ -481,6 +483,13 @@ async fn the_pages_in_a_real_browser() {
         .unwrap();
     c.wait().for_element(Locator::Id("stats")).await.unwrap();
     assert_eq!(text(&c, "#stat-repositories .value").await, "3");
+    let runs = texts(&c, "#runs tbody tr").await;
+    assert_eq!(runs.len(), 1, "{runs:?}\n{gc}");
+    // The untagged manifest of `old`, its link and its layer ("an old build").
+    assert!(
+        runs[0].starts_with("gc ") && runs[0].ends_with(" ok 0 1 1 12 B"),
+        "{runs:?}\n{gc}"
+    );
     shot(&c, "08-operations").await;
 
     c.close().await.unwrap();
