@@ -501,10 +501,38 @@ impl Repository<'_> {
         Ok(nodes)
     }
 
-    /// SIF metadata of the manifest's SIF layers, where the server recorded
-    /// some. Nothing records it yet: the section shows once it does.
-    async fn sif_layers(&self, _described: &Described) -> Result<Vec<SifLayer>> {
-        Ok(Vec::new())
+    /// SIF metadata of the manifest's SIF layers: what was read from each
+    /// layer's header and descriptors when it was pushed (read now, once,
+    /// for a layer pushed before Berth described SIFs — as the SIF API
+    /// does), or why the layer is no readable SIF. A layer whose bytes
+    /// cannot be read (a mirror's blob not fetched yet) is left out.
+    async fn sif_layers(&self, described: &Described) -> Result<Vec<SifLayer>> {
+        let mut out = Vec::new();
+        for layer in &described.layers {
+            if !crate::oci::manifest::is_sif_layer(&layer.media_type) {
+                continue;
+            }
+            let Ok(digest) = layer.digest.parse::<crate::oci::digest::Digest>() else {
+                continue;
+            };
+            let record = match self.sif_record(&digest, layer.size).await {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::debug!(%digest, error = %e, "a SIF layer not described for the web UI");
+                    continue;
+                }
+            };
+            let metadata = match record.description {
+                Ok(image) => serde_json::to_value(&image)
+                    .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() })),
+                Err(why) => serde_json::json!({ "readable": false, "why": why }),
+            };
+            out.push(SifLayer {
+                digest: layer.digest.clone(),
+                metadata,
+            });
+        }
+        Ok(out)
     }
 }
 

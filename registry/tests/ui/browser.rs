@@ -241,10 +241,12 @@ async fn push_content(reg: &Secured) -> (String, String) {
         ],
         &[("DOCKER_CONFIG", docker)],
     );
-    // A SIF image, as `apptainer push oras://` sends one.
-    let mut sif = b"#!/usr/bin/env run-singularity\n".to_vec();
-    sif.extend_from_slice(b"SIF_MAGIC\0");
-    sif.resize(4096, 0);
+    // A SIF image, as `apptainer push oras://` sends one: a real SIF
+    // header and descriptor table, signed by Apptainer (the fuzz corpus').
+    let sif = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/sif/signed-apptainer"),
+    )
+    .unwrap();
     std::fs::write(work.join("tools.sif"), &sif).unwrap();
     std::fs::write(work.join("config.json"), b"{}").unwrap();
     run_with(
@@ -435,6 +437,12 @@ async fn the_pages_in_a_real_browser() {
         reg.server.addr
     )));
     assert!(text(&c, "#layers").await.contains("tools.sif"));
+    // What the server read from its header when it was pushed.
+    let described = text(&c, "#sif").await;
+    assert!(
+        described.contains("51764877-74fc-4ee3-980a-ca47baacff1c") && described.contains("amd64"),
+        "{described}"
+    );
     shot(&c, "06-sif").await;
 
     // alice deletes team/app:old: confirmed, gone from the page and the API.
