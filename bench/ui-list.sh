@@ -6,14 +6,16 @@
 # times with curl (whole response, server-rendered HTML). Then the same
 # registry restarted with a policy (access control on: the list is
 # filtered by the policy for the caller) and the pages fetched with a
-# bearer token. Prints a Markdown section; --append adds it to
-# bench/RESULTS.md.
+# bearer token. Prints a Markdown section; --append puts it into
+# bench/RESULTS.md (replacing the one there, between its markers).
 #
 # Usage: bench/ui-list.sh [--append] [--count N] [--runs N]
 # Environment: BENCH_TMP (data directory's parent; default /var/tmp).
 set -euo pipefail
 # shellcheck source=../tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" # splice_section
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -71,6 +73,7 @@ start() {
 	wait_for 30 "berth on port $port" serving
 }
 
+load_before="$(cut -d' ' -f1 /proc/loadavg)"
 start
 log "filling the registry: $count repositories (berth-bench lists setup)"
 fill_start=$SECONDS
@@ -132,13 +135,18 @@ measure "UI list, policy on (token)" "/ui/" -H "Authorization: Bearer $token"
 measure "API list, policy on (token)" "/api/v1/repositories" -H "Authorization: Bearer $token"
 stop
 
+load_after="$(cut -d' ' -f1 /proc/loadavg)"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+commit="$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- registry || echo ' with uncommitted changes')"
+begin="<!-- ui-list: begin (bench/ui-list.sh --append replaces this section) -->"
+end="<!-- ui-list: end -->"
 section="$(
 	cat <<EOF
-
+$begin
 ## Web UI: the repository list of a $(printf "%'d" "$repos")-repository registry
 
-\`bench/ui-list.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores, $cpu): a release
+\`bench/ui-list.sh\` ($(date -u +%Y-%m-%d), $commit, $(nproc) cores, $cpu; 1-minute
+load average $load_before at the start, $load_after at the end): a release
 \`berth\` on SQLite, filled by \`berth-bench run --workloads lists --list-count
 $count\` in ${fill_secs} s; each page fetched $runs times with curl after one
 warm-up (the whole response: the server renders the HTML; a browser then
@@ -152,10 +160,12 @@ The list reads every repository name (one indexed scan), filters it by the
 search and, with a policy, by what the caller may pull, then sums sizes, tag
 counts and last pushes for the page alone: the cost grows with the names,
 not with what they hold. Target: under 1 s.
+$end
 EOF
 )"
 echo "$section"
 if [[ -n $append ]]; then
-	echo "$section" >>"$here/RESULTS.md"
-	log "appended to bench/RESULTS.md"
+	echo "$section" >"$work/section.md"
+	splice_section "$here/RESULTS.md" "$work/section.md" "$begin" "$end"
+	log "wrote its section of bench/RESULTS.md"
 fi
