@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use berth_registry::auth::{Action, Identity, Policy};
+use berth_registry::settings::Settings;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
                     policy.permits(&who, "team/app", Action::Push)
                 );
             }
-            let _ = policy.settings("team/app");
+            // The per-repository settings the policy file carries resolve
+            // for any name (quotas, immutable tags, retention).
+            let settings = Settings::for_repository(policy.repositories(), "team/app");
+            let _ = settings.is_immutable("v1");
         }
         Err(e) => assert!(e.to_string().contains("policy.yaml")),
     }
