@@ -11,13 +11,16 @@
 //!   retention), in the policy file or the config file;
 //! - [`mirror`]: upstream registries mirrored (pull-through cache);
 //! - [`env`]: environment variable names;
-//! - [`readyz`]: the bodies of `GET /readyz` (the operator reads them).
+//! - [`readyz`]: the bodies of `GET /readyz` (the operator reads them);
+//! - [`ops`]: the operations endpoints beside `/metrics` (policy loaded,
+//!   repository usage), which the operator reads.
 //!
 //! Only data and its validation live here: no I/O beyond reading a file,
 //! no behaviour of either binary.
 
 pub mod env;
 pub mod mirror;
+pub mod ops;
 pub mod policy;
 pub mod readyz;
 pub mod repository;

@@ -222,6 +222,11 @@ fn default_values_render_the_operator() {
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--metrics-addr=0.0.0.0:8080".to_string()));
     assert!(args.contains(&"--leader-elect=true".to_string()));
+    assert!(
+        args.contains(&"--registry-image=ghcr.io/berth-dev/berth:0.1.0".to_string()),
+        "Registries that name no image run the chart's: {args:?}"
+    );
+    assert!(args.contains(&"--usage-refresh-seconds=60".to_string()));
     let csc = c
         .security_context
         .as_ref()
@@ -548,6 +553,8 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         ("networking.k8s.io", "ingresses"), // controller/registry owns
         ("policy", "poddisruptionbudgets"), // controller/registry owns
         ("", "secrets"),             // controller/repository owns; pull Secrets listed by label
+        ("apps", "daemonsets"),      // controller/registry owns (the node endpoint)
+        ("", "namespaces"),          // controller/repository watches (consent)
     ];
     // controller::api::apply: get_opt, then a server-side apply patch (which needs
     // create when it creates the object).
@@ -561,6 +568,7 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         ("batch", "cronjobs"),
         ("monitoring.coreos.com", "servicemonitors"),
         ("", "secrets"), // pull Secrets (controller/repository)
+        ("apps", "daemonsets"),
     ];
     // controller::api::delete_owned (get_opt + delete) and direct deletes.
     let deleted = [
@@ -570,6 +578,7 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         ("batch", "cronjobs"), // retention CronJob
         ("", "secrets"),       // robot and pull Secrets
         ("", "configmaps"),    // containerd hosts.toml, when the mirrors go
+        ("apps", "daemonsets"), // the node endpoint, when turned off
     ];
     let mut set = BTreeSet::new();
     let mut add = |g: &str, r: &str, v: &str| {
@@ -589,8 +598,10 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         add(g, r, "delete");
     }
     // Api::<Registry>::get_opt (controller/repository: the Repository's Registry),
-    // Api::<Registry>::get (controller/registry: its status as last written).
+    // Api::<Registry>::get (controller/registry: its status as last written);
+    // reconcile::degraded reads either kind's status as last written.
     add("berth.dev", "registries", "get");
+    add("berth.dev", "repositories", "get");
     // kube::runtime::finalizer adds/removes the finalizer with a JSON patch.
     add("berth.dev", "repositories", "patch");
     // patch_status (server-side apply) of both kinds.
@@ -603,8 +614,12 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
     // Signing-key and robot Secrets: get_opt, create (PostParams), get.
     add("", "secrets", "get");
     add("", "secrets", "create");
-    // controller/registry/readiness.rs: the Registry's pods, listed by label.
+    // controller/registry, controller/repository: the Registry's pods,
+    // listed by label; annotated with the policy's hash (a merge patch).
     add("", "pods", "list");
+    add("", "pods", "patch");
+    // controller/repository: Api::<Namespace>::get_opt (consent).
+    add("", "namespaces", "get");
     // controller/repository/pull_secrets.rs: get_opt, list, replace.
     add("", "serviceaccounts", "get");
     add("", "serviceaccounts", "list");

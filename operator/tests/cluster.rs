@@ -197,7 +197,13 @@ async fn namespace(client: &Client, name: &str) {
         .expect("create namespace");
 }
 
-async fn create_registry(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
+/// Creates a Registry. Its node endpoint is off unless the spec says
+/// otherwise: every node port is one Registry's, and the tests' Registries
+/// live side by side.
+async fn create_registry(client: &Client, ns: &str, name: &str, mut spec: serde_json::Value) {
+    if spec.get("nodeEndpoint").is_none() {
+        spec["nodeEndpoint"] = json!({"enabled": false});
+    }
     let reg: Registry = serde_json::from_value(json!({
         "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
         "metadata": {"name": name, "namespace": ns},
@@ -367,6 +373,24 @@ async fn cel_rules_reject_invalid_registries() {
             json!({"replicas": 2}),
             "more than one replica needs shared storage",
         ),
+        // The field's path, not `<nil>: Invalid value: "object"`.
+        (json!({"replicas": 2}), "spec.replicas: Invalid value"),
+        (
+            json!({"storage": {"volume": {"size": "10Zi"}}}),
+            "spec.storage.volume.size: Invalid value",
+        ),
+        (
+            json!({"storage": {"volume": {"size": "abc"}}}),
+            "must be a quantity of bytes",
+        ),
+        (
+            json!({"gc": {"schedule": "every day at 3"}}),
+            "spec.gc.schedule: Invalid value",
+        ),
+        (
+            json!({"gc": {"schedule": "@sometimes"}}),
+            "must be a cron schedule",
+        ),
         (
             json!({"replicas": 3, "storage": {"s3": {"bucket": "b", "credentialsSecret": "s"}}}),
             "more than one replica needs shared storage",
@@ -397,6 +421,27 @@ async fn cel_rules_reject_invalid_registries() {
             e => panic!("unexpected error {e}"),
         }
     }
+    for (spec, field) in [
+        (json!({"replicas": 2}), "<nil>"),
+    ] {
+        let reg: Registry = serde_json::from_value(json!({
+            "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
+            "metadata": {"name": "bad"}, "spec": spec,
+        }))
+        .expect("registry");
+        let err = api.create(&PostParams::default(), &reg).await.expect_err("rejected");
+        assert!(!err.to_string().contains(field), "{err}");
+    }
+    // A petabyte and a descriptor are fine.
+    let big: Registry = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
+        "metadata": {"name": "big"},
+        "spec": {"storage": {"volume": {"size": "1Pi"}}, "gc": {"schedule": "@weekly"}},
+    }))
+    .expect("registry");
+    api.create(&PostParams { dry_run: true, ..Default::default() }, &big)
+        .await
+        .expect("1Pi and @weekly are accepted");
     // And a good one with two replicas passes.
     let ok: Registry = serde_json::from_value(json!({
         "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
@@ -429,6 +474,31 @@ async fn cel_rules_reject_invalid_registries() {
         err.to_string().contains("name must be a repository name"),
         "{err}"
     );
+    for (spec, want) in [
+        (
+            json!({"registry": "x", "name": "a", "quota": "10Zi"}),
+            "spec.quota: Invalid value",
+        ),
+        (
+            json!({"registry": "x", "name": "a", "retention": {"schedule": "every day at 3", "keepLast": 1}}),
+            "spec.retention.schedule: Invalid value",
+        ),
+        (
+            json!({"registry": "x", "name": "a", "access": [{"actions": ["pull"]}]}),
+            "spec.access[0].serviceAccounts: Invalid value",
+        ),
+    ] {
+        let repo: Repository = serde_json::from_value(json!({
+            "apiVersion": "berth.dev/v1alpha1", "kind": "Repository",
+            "metadata": {"name": "bad"}, "spec": spec,
+        }))
+        .expect("repository");
+        let err = Api::<Repository>::namespaced(client.clone(), "cel")
+            .create(&PostParams::default(), &repo)
+            .await
+            .expect_err("rejected");
+        assert!(err.to_string().contains(want), "{spec}: {err}");
+    }
 }
 
 #[tokio::test]
@@ -818,15 +888,54 @@ async fn repository_grants_pull_secrets_across_namespaces_and_cleans_up() {
         .create(&PostParams::default(), &repo)
         .await
         .expect("create repo");
-    let r = repository_condition(&client, ns, "ci", "Ready", "Configured").await;
-    assert_eq!(r.finalizers(), ["berth.dev/pull-secrets"]);
+    // builds has not accepted grants from platform: nothing is written there.
+    let r = repository_condition(&client, ns, "ci", "Degraded", "GrantNotAccepted").await;
+    let ready = r
+        .status
+        .as_ref()
+        .expect("status")
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready")
+        .clone();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "GrantNotAccepted")
+    );
+    assert!(
+        ready
+            .message
+            .contains("kubectl annotate namespace builds berth.dev/accept-grants-from=platform"),
+        "{}",
+        ready.message
+    );
+    assert!(r.status.as_ref().expect("status").pull_secrets.is_empty());
     let pull_name = "berth-pull-platform-ci";
+    let secrets = Api::<Secret>::namespaced(client.clone(), "builds");
+    assert!(secrets.get_opt(pull_name).await.expect("get").is_none());
+    assert_eq!(
+        sas.get("runner").await.expect("sa").image_pull_secrets.map(|l| l.len()),
+        Some(1),
+        "the account is left alone"
+    );
+    // builds consents.
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "builds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "ops, platform"}}})),
+        )
+        .await
+        .expect("annotate");
+    // No registry pod is ready here (no kubelet): usable it is not.
+    let r = repository_condition(&client, ns, "ci", "Ready", "RegistryNotReady").await;
+    assert_eq!(r.finalizers(), ["berth.dev/pull-secrets"]);
     assert_eq!(
         r.status.as_ref().expect("status").pull_secrets,
         [format!("builds/{pull_name}")]
     );
 
-    let secrets = Api::<Secret>::namespaced(client.clone(), "builds");
     let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
     let endpoint = reg.status.and_then(|s| s.endpoint).expect("endpoint");
     // The pull Secret names the Registry's endpoint (updated once the
@@ -905,6 +1014,31 @@ async fn repository_grants_pull_secrets_across_namespaces_and_cleans_up() {
         )
         .await
         .expect("grant again");
+    get_when(&secrets, pull_name).await;
+    // Consent withdrawn: the Secret and the entry go.
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "builds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "ops"}}})),
+        )
+        .await
+        .expect("annotate");
+    gone(&secrets, pull_name).await;
+    wait_for("imagePullSecrets entry removed with the consent", || {
+        let sas = sas.clone();
+        async move { (names(sas.get("runner").await.ok()?) == ["existing"]).then_some(()) }
+    })
+    .await;
+    repository_condition(&client, ns, "ci", "Degraded", "GrantNotAccepted").await;
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            "builds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "*"}}})),
+        )
+        .await
+        .expect("annotate");
     get_when(&secrets, pull_name).await;
     repos
         .delete("ci", &DeleteParams::default())
@@ -1552,4 +1686,437 @@ async fn unready_pods_say_which_dependency_is_down() {
         1,
         "one DatabaseUnreachable Warning"
     );
+}
+
+/// A stand-in for a registry pod's listeners on 127.0.0.1: answers each
+/// path (query left out) with the status and body set last for it; 404
+/// otherwise. Serves `/readyz` and the operations endpoints alike.
+struct FakePod {
+    port: u16,
+    answers: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (u16, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakePod {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let shared = answers.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = head
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("/")
+                        .split('?')
+                        .next()
+                        .unwrap_or("/")
+                        .to_string();
+                    let (status, body) = shared
+                        .lock()
+                        .expect("answers")
+                        .get(&path)
+                        .cloned()
+                        .unwrap_or((404, String::new()));
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        FakePod {
+            port,
+            answers,
+            task,
+        }
+    }
+
+    fn answer(&self, path: &str, status: u16, body: impl Into<String>) {
+        self.answers
+            .lock()
+            .expect("answers")
+            .insert(path.to_string(), (status, body.into()));
+    }
+}
+
+impl Drop for FakePod {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A Pod with the registry's labels, controlled by the Registry (so that
+/// no ReplicaSet adopts it), whose `http` and `metrics` ports are the
+/// stand-in's; made to look running at 127.0.0.1 with `status` merged in.
+async fn fake_registry_pod(
+    client: &Client,
+    ns: &str,
+    registry: &Registry,
+    name: &str,
+    port: u16,
+    status: serde_json::Value,
+) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/name": "berth",
+                "app.kubernetes.io/instance": registry.name_any(),
+                "app.kubernetes.io/component": "registry",
+            },
+            "ownerReferences": [{
+                "apiVersion": "berth.dev/v1alpha1", "kind": "Registry", "name": registry.name_any(),
+                "uid": registry.uid().expect("uid"), "controller": true,
+            }],
+        },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": "registry", "image": "berth:test",
+                "ports": [{"name": "http", "containerPort": port},
+                          {"name": "metrics", "containerPort": port}],
+            }],
+        },
+    }))
+    .expect("pod");
+    wait_for("the Pod created", || {
+        let pods = pods.clone();
+        let pod = pod.clone();
+        // (Retried until the namespace's default ServiceAccount exists.)
+        async move { pods.create(&PostParams::default(), &pod).await.ok() }
+    })
+    .await;
+    let mut merged = json!({"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]});
+    for (k, v) in status.as_object().expect("status object") {
+        merged[k] = v.clone();
+    }
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": merged })),
+    )
+    .await
+    .expect("pod status");
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Ready means usable: a Repository is Ready only once every ready
+/// registry pod reports (on its operations port) the SHA-256 of the policy
+/// file that holds its rules; the pods are annotated with that hash (which
+/// makes the kubelet update their ConfigMap volume at once); its status
+/// carries what the registry says the repository holds.
+#[tokio::test]
+async fn a_repository_is_ready_once_every_registry_pod_serves_its_rules() {
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "serving";
+    namespace(&client, ns).await;
+    let fake = FakePod::start().await;
+    fake.answer("/status", 200, json!({"policy_sha256": "0".repeat(64)}).to_string());
+    fake.answer(
+        "/usage",
+        200,
+        json!({"repositories": 1, "tags": 3, "manifests": 2, "bytes": 4096}).to_string(),
+    );
+    let _op = Operator::start(&["--leader-elect", "false", "--usage-refresh-seconds", "1"]);
+    create_registry(&client, ns, "hub", json!({})).await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "ci"}})).expect("sa");
+    sas.create(&PostParams::default(), &sa).await.expect("sa");
+    let repos = Api::<Repository>::namespaced(client.clone(), ns);
+    let repo: Repository = serde_json::from_value(json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "Repository",
+        "metadata": {"name": "app"},
+        "spec": {"registry": "hub", "name": "team/app",
+                 "access": [{"serviceAccounts": [{"name": "ci"}], "actions": ["pull", "push"]}]},
+    }))
+    .expect("repo");
+    repos.create(&PostParams::default(), &repo).await.expect("repo");
+
+    // No registry pod ready: not usable.
+    let r = repository_condition(&client, ns, "app", "Ready", "RegistryNotReady").await;
+    assert_eq!(r.status.expect("status").tag_count, None);
+
+    // A ready pod still on an older policy: pending; and it is nudged.
+    fake_registry_pod(
+        &client,
+        ns,
+        &reg,
+        "hub-replica-a",
+        fake.port,
+        json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+    )
+    .await;
+    let r = repository_condition(&client, ns, "app", "Ready", "PolicyPending").await;
+    let msg = r.status.expect("status").conditions[0].message.clone();
+    assert!(
+        msg.starts_with("0 of 1 ready registry pod(s) of Registry serving/hub serve its rules"),
+        "{msg}"
+    );
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let policy = wait_for("the policy with the robot", || {
+        let cms = cms.clone();
+        async move {
+            let p = cms.get("hub-config").await.ok()?.data?.get("policy.yaml")?.clone();
+            p.contains("robot$serving+app").then_some(p)
+        }
+    })
+    .await;
+    let hash = sha256_hex(policy.as_bytes());
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns);
+    wait_for("the pod annotated with the policy's hash", || {
+        let pods = pods.clone();
+        let hash = hash.clone();
+        async move {
+            let p = pods.get("hub-replica-a").await.ok()?;
+            (p.annotations().get("berth.dev/policy-sha256") == Some(&hash)).then_some(())
+        }
+    })
+    .await;
+
+    // The pod loaded it: Ready, with what the registry holds.
+    fake.answer("/status", 200, json!({"policy_sha256": hash}).to_string());
+    let r = repository_condition(&client, ns, "app", "Ready", "Configured").await;
+    let status = r.status.expect("status");
+    assert!(
+        status.conditions[0]
+            .message
+            .starts_with("served by 1 registry pod(s) of Registry serving/hub"),
+        "{}",
+        status.conditions[0].message
+    );
+    assert!(status.served_rules.is_some());
+    let with_usage = wait_for("tagCount and sizeBytes", || {
+        let repos = repos.clone();
+        async move {
+            let s = repos.get("app").await.ok()?.status?;
+            (s.tag_count == Some(3) && s.size_bytes == Some(4096)).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(with_usage.pull_secrets, [format!("{ns}/berth-pull-{ns}-app")]);
+    // Usage is read again on its schedule.
+    fake.answer(
+        "/usage",
+        200,
+        json!({"repositories": 1, "tags": 4, "manifests": 3, "bytes": 5000}).to_string(),
+    );
+    wait_for("tagCount 4", || {
+        let repos = repos.clone();
+        async move { (repos.get("app").await.ok()?.status?.tag_count == Some(4)).then_some(()) }
+    })
+    .await;
+    // `kubectl get repositories` shows them.
+    let out = Command::new(kubectl())
+        .args(["get", "repositories", "-n", ns])
+        .output()
+        .expect("kubectl");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["REASON", "TAGS", "SIZE"] {
+        assert!(header.contains(col), "{table}");
+    }
+    assert!(table.contains("Configured") && table.contains("5000"), "{table}");
+}
+
+/// The node endpoint: a DaemonSet forwarding localhost:<port> to the
+/// Service's cluster IP, the endpoint Pods use and the pull Secrets name,
+/// one Registry per port; the image of Registries that name none is the
+/// operator's `--registry-image`.
+#[tokio::test]
+async fn the_node_endpoint_and_the_operators_image() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "nodes";
+    namespace(&client, ns).await;
+    let image = "registry.example/berth/berth:e2e-42";
+    let _op = Operator::start(&["--leader-elect", "false", "--registry-image", image]);
+    create_registry(&client, ns, "hub", json!({"nodeEndpoint": {"port": 15000}})).await;
+    let dss = Api::<DaemonSet>::namespaced(client.clone(), ns);
+    let ds = get_when(&dss, "hub-node").await;
+    let svc = get_when(&Api::<Service>::namespaced(client.clone(), ns), "hub").await;
+    let ip = svc.spec.and_then(|s| s.cluster_ip).expect("cluster IP");
+    let pod = ds.spec.expect("spec").template.spec.expect("pod");
+    assert_eq!(pod.host_network, Some(true));
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some(image));
+    let args = c.args.clone().expect("args");
+    assert_eq!(args.last().map(String::as_str), Some(format!("{ip}:5000").as_str()));
+    assert!(args.contains(&"127.0.0.1:15000".to_string()), "{args:?}");
+    let dep = get_when(&Api::<Deployment>::namespaced(client.clone(), ns), "hub").await;
+    assert_eq!(
+        dep.spec.expect("spec").template.spec.expect("pod").containers[0]
+            .image
+            .as_deref(),
+        Some(image),
+        "a Registry that names no image runs the operator's"
+    );
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    assert_eq!(
+        reg.status.and_then(|s| s.endpoint).as_deref(),
+        Some("localhost:15000")
+    );
+
+    // Another Registry on that port is refused; on another port it is fine.
+    create_registry(&client, ns, "second", json!({"nodeEndpoint": {"port": 15000}})).await;
+    let r = registry_condition(&client, ns, "second", "Degraded", "NodePortInUse").await;
+    let msg = &r.status.expect("status").conditions[0].message;
+    assert!(msg.contains("Registry nodes/hub already"), "{msg}");
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt("second")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    Api::<Registry>::namespaced(client.clone(), ns)
+        .patch(
+            "second",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"nodeEndpoint": {"port": 15001}}})),
+        )
+        .await
+        .expect("another port");
+    registry_condition(&client, ns, "second", "Ready", "PodsNotReady").await;
+    get_when(&dss, "second-node").await;
+
+    // Off: the DaemonSet goes, Pods pull from the Service's address.
+    Api::<Registry>::namespaced(client.clone(), ns)
+        .patch(
+            "hub",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"nodeEndpoint": {"enabled": false}}})),
+        )
+        .await
+        .expect("off");
+    gone(&dss, "hub-node").await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    assert_eq!(reg.status.and_then(|s| s.endpoint), Some(format!("{ip}:5000")));
+}
+
+/// Why pods do not serve, from what Kubernetes says of them: an image that
+/// cannot be pulled, a claim the scheduler cannot bind; each its own
+/// reason, a Warning once, and back to PodsNotReady when it is over.
+#[tokio::test]
+async fn pods_that_do_not_serve_say_why() {
+    use k8s_openapi::api::core::v1::Pod;
+    let client = client().await;
+    ensure_crds(&client).await;
+    let ns = "troubles";
+    namespace(&client, ns).await;
+    let fake = FakePod::start().await;
+    let _op = Operator::start(&[]);
+    create_registry(&client, ns, "hub", json!({"image": "registry.example/nope:1"})).await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
+    fake_registry_pod(
+        &client,
+        ns,
+        &reg,
+        "hub-replica-a",
+        fake.port,
+        json!({
+            "phase": "Pending",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{
+                "name": "registry", "image": "registry.example/nope:1", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff",
+                                      "message": "Back-off pulling image \"registry.example/nope:1\""}},
+            }],
+        }),
+    )
+    .await;
+    let regs = Api::<Registry>::namespaced(client.clone(), ns);
+    let nudge = |n: u32| {
+        let regs = regs.clone();
+        async move {
+            regs.patch(
+                "hub",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"test/nudge": n.to_string()}}})),
+            )
+            .await
+            .expect("annotate");
+        }
+    };
+    nudge(1).await;
+    let reg = registry_condition(&client, ns, "hub", "Ready", "ImagePullFailed").await;
+    let conditions = reg.status.expect("status").conditions;
+    let degraded = conditions.iter().find(|c| c.type_ == "Degraded").expect("degraded");
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ImagePullFailed"));
+    assert!(
+        degraded
+            .message
+            .starts_with("pod hub-replica-a cannot pull image registry.example/nope:1: Back-off pulling image"),
+        "{}",
+        degraded.message
+    );
+    let events = Api::<Event>::namespaced(client.clone(), ns);
+    wait_for("an ImagePullFailed Warning", || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("ImagePullFailed")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // The image pulled; the scheduler cannot place the pod for its claim
+    // (here no PersistentVolume exists and nothing binds claims).
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    pods.patch_status(
+        "hub-replica-a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "containerStatuses": null,
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                            "message": "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}],
+        }})),
+    )
+    .await
+    .expect("pod status");
+    nudge(2).await;
+    let reg = registry_condition(&client, ns, "hub", "Degraded", "ClaimPending").await;
+    let msg = &reg.status.expect("status").conditions[2].message;
+    assert!(
+        msg.starts_with("PersistentVolumeClaim troubles/hub-data is Pending"),
+        "{msg}"
+    );
+    // Gone: nothing blamed.
+    pods.delete("hub-replica-a", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    gone(&pods, "hub-replica-a").await;
+    nudge(3).await;
+    registry_condition(&client, ns, "hub", "Degraded", "AsExpected").await;
+    registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
 }

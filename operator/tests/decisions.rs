@@ -208,7 +208,7 @@ fn registry_conditions_follow_the_rollout() {
 
     let rolling = Rollout::of(Some(&deployment(2, 1, 1, 0)));
     assert!(!rolling.complete(1));
-    let c = registry_conditions(&reg, rolling, "10.0.0.7:5000", hash, &[], None);
+    let c = registry_conditions(&reg, rolling, None, "10.0.0.7:5000", hash, &[], None);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -224,10 +224,10 @@ fn registry_conditions_follow_the_rollout() {
         progressing.message,
         "0 of 1 pods run the current config 0123456789ab"
     );
-    assert!(!registry_settled(&reg, rolling, &[], None));
+    assert!(!registry_settled(&reg, rolling, None, &[], None));
 
     let done = Rollout::of(Some(&deployment(2, 2, 1, 1)));
-    let c = registry_conditions(&reg, done, "10.0.0.7:5000", hash, &[], None);
+    let c = registry_conditions(&reg, done, None, "10.0.0.7:5000", hash, &[], None);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -242,11 +242,11 @@ fn registry_conditions_follow_the_rollout() {
         "Deployment team-a/hub runs config 0123456789ab"
     );
     assert_eq!(condition_of(&c, "Degraded").reason, "AsExpected");
-    assert!(registry_settled(&reg, done, &[], None));
+    assert!(registry_settled(&reg, done, None, &[], None));
 
     // What was kept against the spec: Degraded, and looked at again soon.
     let notes = vec!["claim kept".to_string()];
-    let c = registry_conditions(&reg, done, "e", hash, &notes, None);
+    let c = registry_conditions(&reg, done, None, "e", hash, &notes, None);
     let degraded = condition_of(&c, "Degraded");
     assert_eq!(
         (
@@ -256,10 +256,10 @@ fn registry_conditions_follow_the_rollout() {
         ),
         ("True", "PartiallyApplied", "claim kept")
     );
-    assert!(!registry_settled(&reg, done, &notes, None));
+    assert!(!registry_settled(&reg, done, None, &notes, None));
 
     let zero = registry("replicas: 0\n");
-    let c = registry_conditions(&zero, Rollout::default(), "e", hash, &[], None);
+    let c = registry_conditions(&zero, Rollout::default(), None, "e", hash, &[], None);
     assert_eq!(condition_of(&c, "Ready").reason, "ScaledToZero");
     assert_eq!(condition_of(&c, "Progressing").reason, "RolloutComplete");
 }
@@ -333,7 +333,8 @@ fn repository_specs_that_cannot_work() {
 #[test]
 fn repository_conditions_and_status() {
     let mut repo = repository("ci", "registry: hub\nname: ci\nretention: {keepLast: 3}\n");
-    let c = repository_conditions(&repo, 2, &[]);
+    let served = Serving::Served { pods: 2 };
+    let c = repository_conditions(&repo, 2, &[], &served);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -341,16 +342,36 @@ fn repository_conditions_and_status() {
     );
     assert_eq!(
         ready.message,
-        "rules are in the policy file of Registry team-a/hub; 2 pull Secret(s); retention CronJob ci-retention"
+        "served by 2 registry pod(s) of Registry team-a/hub; 2 pull Secret(s); retention CronJob ci-retention"
     );
     assert_eq!(condition_of(&c, "Degraded").reason, "AsExpected");
+    assert_eq!(condition_of(&c, "Progressing").status, "False");
 
+    // Not usable yet: Ready false, Progressing true, nothing degraded.
+    for (serving, reason, says) in [
+        (Serving::NotRendered, "PolicyPending", "not in the policy file of Registry team-a/hub yet"),
+        (
+            Serving::Loading { serving: 1, pods: 3 },
+            "PolicyPending",
+            "1 of 3 ready registry pod(s) of Registry team-a/hub serve its rules",
+        ),
+        (Serving::NoPods, "RegistryNotReady", "no pod of Registry team-a/hub is ready"),
+    ] {
+        let c = repository_conditions(&repo, 0, &[], &serving);
+        let ready = condition_of(&c, "Ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason));
+        assert!(ready.message.contains(says), "{}", ready.message);
+        assert_eq!(condition_of(&c, "Progressing").status, "True");
+        assert_eq!(condition_of(&c, "Degraded").status, "False");
+    }
+
+    // What the spec waits for comes first, even when the rules are served.
     let notes = [service_account_missing(
         "build",
         "runner",
         "berth-pull-team-a-ci",
     )];
-    let c = repository_conditions(&repo, 1, &notes);
+    let c = repository_conditions(&repo, 1, &notes, &served);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
@@ -365,8 +386,10 @@ fn repository_conditions_and_status() {
 
     repo.status = Some(RepositoryStatus {
         tag_count: Some(4),
+        size_bytes: Some(100),
         last_retention_run: Some("2020-01-01T00:00:00Z".into()),
         pull_secrets: vec!["build/old".into()],
+        served_rules: Some("abc".into()),
         ..Default::default()
     });
     let s = repository_status(&repo, c.clone(), None);
@@ -375,13 +398,37 @@ fn repository_conditions_and_status() {
     let observed = RepositoryObserved {
         pull_secrets: vec!["build/new".into()],
         last_retention_run: None,
+        usage: None,
+        served_rules: None,
     };
-    let s = repository_status(&repo, c, Some(observed));
+    let s = repository_status(&repo, c.clone(), Some(observed));
     assert_eq!(s.pull_secrets, ["build/new"]);
     assert_eq!(
         s.last_retention_run.as_deref(),
         Some("2020-01-01T00:00:00Z"),
         "a CronJob that has not run yet keeps the last run known"
+    );
+    assert_eq!(
+        (s.tag_count, s.size_bytes, s.served_rules.as_deref()),
+        (Some(4), Some(100), Some("abc")),
+        "no pod answered: the figures known are kept"
+    );
+    // What the registry reports replaces them.
+    let observed = RepositoryObserved {
+        pull_secrets: vec![],
+        last_retention_run: None,
+        usage: Some(berth_config::ops::Usage {
+            repositories: 2,
+            tags: 7,
+            manifests: 5,
+            bytes: 12345,
+        }),
+        served_rules: Some("def".into()),
+    };
+    let s = repository_status(&repo, c, Some(observed));
+    assert_eq!(
+        (s.tag_count, s.size_bytes, s.served_rules.as_deref()),
+        (Some(7), Some(12345), Some("def"))
     );
 }
 
@@ -434,11 +481,32 @@ fn robots_and_the_endpoint_pull_secrets_name() {
     };
     assert_eq!(robot_hash(&s), Some(sha256_hex(b"pw")));
 
+    // The node endpoint, before and after the Registry reports it.
     let mut reg = registry("{}");
-    assert_eq!(pull_endpoint(&reg), "hub.team-a.svc:5000");
+    assert_eq!(pull_addresses(&reg), ["localhost:5000"]);
+    reg.status = Some(RegistryStatus {
+        endpoint: Some("localhost:5000".into()),
+        ..Default::default()
+    });
+    assert_eq!(pull_addresses(&reg), ["localhost:5000"]);
+    // Without it: the Service's address as the status reports it, else its
+    // DNS name; an Ingress host as well when there is one.
+    let mut reg = registry("nodeEndpoint: {enabled: false}\n");
+    assert_eq!(pull_addresses(&reg), ["hub.team-a.svc:5000"]);
     reg.status = Some(RegistryStatus {
         endpoint: Some("10.0.0.7:5000".into()),
         ..Default::default()
     });
-    assert_eq!(pull_endpoint(&reg), "10.0.0.7:5000");
+    assert_eq!(pull_addresses(&reg), ["10.0.0.7:5000"]);
+    let mut reg = registry("nodeEndpoint: {port: 5050}\ningress: {host: reg.example.com}\n");
+    reg.status = Some(RegistryStatus {
+        endpoint: Some("localhost:5050".into()),
+        ..Default::default()
+    });
+    assert_eq!(pull_addresses(&reg), ["localhost:5050", "reg.example.com"]);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&docker_config_json(&pull_addresses(&reg), "u", "p")).unwrap();
+    for a in ["localhost:5050", "reg.example.com"] {
+        assert_eq!(cfg["auths"][a]["auth"], "dTpw", "{cfg}");
+    }
 }

@@ -399,10 +399,19 @@ fn only_running_unready_pods_are_asked() {
         updated,
         observed: true,
     };
-    assert!(!should_probe(&reg, rollout(3, 3)));
-    assert!(should_probe(&reg, rollout(2, 3)));
-    assert!(should_probe(&reg, rollout(3, 2)));
-    assert!(!should_probe(&ha(0), rollout(0, 0)));
+    assert!(!should_probe(&reg, rollout(3, 3), None));
+    assert!(should_probe(&reg, rollout(2, 3), None));
+    assert!(should_probe(&reg, rollout(3, 2), None));
+    assert!(!should_probe(&ha(0), rollout(0, 0), None));
+    // The node endpoint not rolled out yet: its pods are looked at too.
+    let node = |ready| NodeRollout {
+        desired: 2,
+        ready,
+        updated: 2,
+        observed: true,
+    };
+    assert!(!should_probe(&reg, rollout(3, 3), Some(node(2))));
+    assert!(should_probe(&reg, rollout(3, 3), Some(node(1))));
 }
 
 /// The bodies as `berth serve` writes them (registry/src/http/mod.rs) and
@@ -525,7 +534,7 @@ fn an_outage_is_ready_false_and_degraded_with_its_reason() {
         updated: 3,
         observed: true,
     };
-    let c = registry_conditions(&reg, rollout, "e", hash, &[], Some(&outage));
+    let c = registry_conditions(&reg, rollout, None, "e", hash, &[], Some(&outage));
     let get = |t: &str| c.iter().find(|c| c.type_ == t).expect("condition").clone();
     let ready = get("Ready");
     assert_eq!(
@@ -542,10 +551,10 @@ fn an_outage_is_ready_false_and_degraded_with_its_reason() {
         ("True", "DatabaseUnreachable")
     );
     assert_eq!(degraded.message, outage.message);
-    assert!(!registry_settled(&reg, rollout, &[], Some(&outage)));
+    assert!(!registry_settled(&reg, rollout, None, &[], Some(&outage)));
     // With notes: the outage first, the notes after.
     let notes = vec!["ServiceMonitor CRD missing".to_string()];
-    let c = registry_conditions(&reg, rollout, "e", hash, &notes, Some(&outage));
+    let c = registry_conditions(&reg, rollout, None, "e", hash, &notes, Some(&outage));
     let degraded = c.iter().find(|c| c.type_ == "Degraded").expect("degraded");
     assert_eq!(
         degraded.message,
@@ -567,6 +576,7 @@ fn an_outage_is_ready_false_and_degraded_with_its_reason() {
             updated: 3,
             observed: true,
         },
+        None,
         "e",
         hash,
         &[],

@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod meta;
 pub mod metrics;
 pub mod mirror;
+pub mod node_proxy;
 pub mod oci;
 pub mod pattern;
 pub mod remote;

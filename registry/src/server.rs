@@ -179,7 +179,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let api_addr = listener.local_addr()?;
     let metrics_addr = metrics.local_addr()?;
     tracing::info!(listen = %metrics_addr, "metrics on /metrics");
-    let metrics_app = crate::metrics::router(registry.meta.clone());
+    // Beside /metrics: what the operator reads (policy loaded, usage).
+    let metrics_app =
+        crate::metrics::router(registry.meta.clone()).merge(http::ops::router(state.clone()));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(metrics, metrics_app).await {
             tracing::error!(error = %e, "metrics listener failed");
@@ -291,7 +293,8 @@ async fn expire_uploads(registry: Arc<Registry>, expiry: Duration) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {

@@ -11,8 +11,9 @@ cluster_up() {
 		echo "e2e/kind.sh: kind is not installed" >&2
 		return 1
 	}
-	# containerd of the node reads per-registry hosts.toml files (see
-	# allow_plain_http).
+	# containerd of the node reads per-registry hosts.toml files: only the
+	# mirror's upstream.test gets one (install_hosts_toml); Pods pull from
+	# Berth through its node endpoint, localhost:<port>, with nothing set.
 	cat >"$E2E_DIR/kind.yaml" <<'EOF'
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
@@ -40,10 +41,6 @@ load_image() {
 	kind load image-archive "$1" --name "$kind_name"
 }
 
-allow_plain_http() {
-	docker exec "$kind_node" sh -c "mkdir -p /etc/containerd/certs.d/$1 && printf 'server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n' $1 $1 >/etc/containerd/certs.d/$1/hosts.toml"
-}
-
 install_hosts_toml() {
 	docker exec -i "$kind_node" sh -c "mkdir -p /etc/containerd/certs.d/$1 && cat >/etc/containerd/certs.d/$1/hosts.toml" <<<"$2"
 }
@@ -61,13 +58,14 @@ upstream_address() {
 	echo "$(host_address):$(free_port)"
 }
 
-# registry_address_of NS NAME ENDPOINT: sets E2E_ADDRESS_OF to a
+# registry_address_of NS NAME CLUSTER_IP:PORT: sets E2E_ADDRESS_OF to a
 # port-forward to the Registry's Service (stopped by run.sh through
 # E2E_BG_PIDS).
 registry_address_of() {
 	local port
 	port="$(free_port)"
-	k port-forward -n "$1" "svc/$2" "$port:${3##*:}" >"$E2E_DIR/port-forward-$2.log" 2>&1 &
+	# kubectl itself, not the k function: $! must be kubectl's PID.
+	"$BERTH_KUBECTL" port-forward -n "$1" "svc/$2" "$port:${3##*:}" >"$E2E_DIR/port-forward-$2.log" 2>&1 &
 	E2E_BG_PIDS+=("$!")
 	wait_for 30 "port-forward to svc/$2" curl -sS -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/"
 	E2E_ADDRESS_OF="127.0.0.1:$port"
@@ -82,7 +80,8 @@ prepare_storage() { :; }
 registry_address() {
 	local port
 	port="$(free_port)"
-	k port-forward -n "$E2E_REGISTRY_NS" "svc/$E2E_REGISTRY_SVC" "$port:${1##*:}" >"$E2E_DIR/port-forward.log" 2>&1 &
+	# kubectl itself, not the k function: $! must be kubectl's PID.
+	"$BERTH_KUBECTL" port-forward -n "$E2E_REGISTRY_NS" "svc/$E2E_REGISTRY_SVC" "$port:${1##*:}" >"$E2E_DIR/port-forward.log" 2>&1 &
 	E2E_BG_PIDS+=("$!")
 	E2E_REGISTRY_ADDR="127.0.0.1:$port"
 	wait_for 30 "port-forward to svc/$E2E_REGISTRY_SVC answering on $E2E_REGISTRY_ADDR" \

@@ -9,8 +9,8 @@ export BERTH_CLUSTER_DIR="${BERTH_CLUSTER_DIR:-$E2E_REPO/target/e2e-cluster}"
 # Controllers a node with Pods needs beyond the operator tests' set: node
 # taints follow the kubelet's Ready condition, claims bind to the PV made
 # below, Services get EndpointSlices (kube-proxy), Pods' token volumes find
-# kube-root-ca.crt.
-e2e_controllers="node-lifecycle-controller,persistentvolume-binder-controller,endpointslice-controller,root-ca-certificate-publisher-controller"
+# kube-root-ca.crt, DaemonSets (the node endpoint) get their Pods.
+e2e_controllers="daemonset-controller,node-lifecycle-controller,persistentvolume-binder-controller,endpointslice-controller,root-ca-certificate-publisher-controller"
 
 cluster_up() {
 	"$E2E_REPO/tests/e2e/images.sh" pause "$E2E_DIR/images" "$E2E_PAUSE_IMAGE"
@@ -44,18 +44,11 @@ load_image() {
 	ctr -a "$E2E_CONTAINERD_SOCK" -n k8s.io images import "$1" >/dev/null
 }
 
-# allow_plain_http HOST:PORT: the node's containerd pulls from HOST:PORT
-# over plain HTTP (a hosts.toml under the CRI plugin's config_path; read at
-# each pull, no restart).
-allow_plain_http() {
-	mkdir -p "$E2E_CERTS_D/$1"
-	printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$1" "$1" \
-		>"$E2E_CERTS_D/$1/hosts.toml"
-}
-
 # install_hosts_toml REGISTRY CONTENT: the node's containerd uses CONTENT as
 # the hosts.toml of REGISTRY (what a node image or provisioning script does
-# with the operator's <registry>-containerd-hosts ConfigMap).
+# with the operator's <registry>-containerd-hosts ConfigMap). Only the
+# mirror's upstream.test gets one: Berth's own endpoint, localhost:<port>,
+# needs none.
 install_hosts_toml() {
 	mkdir -p "$E2E_CERTS_D/$1"
 	printf '%s\n' "$2" >"$E2E_CERTS_D/$1/hosts.toml"
@@ -77,8 +70,9 @@ upstream_address() {
 	echo "$(host_address):$(free_port)"
 }
 
-# registry_address_of NS NAME ENDPOINT: sets E2E_ADDRESS_OF, where this host
-# reaches a Registry's Service (kube-proxy runs here: the cluster IP itself).
+# registry_address_of NS NAME CLUSTER_IP:PORT: sets E2E_ADDRESS_OF, where
+# this host reaches a Registry's Service (kube-proxy runs here: the cluster
+# IP itself).
 registry_address_of() {
 	E2E_ADDRESS_OF="$3"
 }

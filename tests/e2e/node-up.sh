@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Turns the control plane of tests/cluster/up.sh into a single-node cluster
 # that runs Pods: a private containerd (CRI plugin, runc, a bridge CNI
-# network, plain-HTTP registry hosts under certs.d/), kube-scheduler,
+# network; registry hosts under certs.d/, where the e2e puts only the
+# mirror's upstream.test: nothing for Berth's own endpoint), kube-scheduler,
 # kube-proxy (iptables mode, so the host reaches Service cluster IPs) and a
 # kubelet (node "e2e-node", cgroupfs driver: this machine mounts cgroup v1).
 #
@@ -102,7 +103,8 @@ state = "$ctd/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$cni_bin"
     conf_dir = "$ctd/cni-conf"
-  # Registries speaking plain HTTP get a hosts.toml here (see steps.sh).
+  # hosts.toml files (the mirror's upstream.test only; Pods pull from Berth
+  # at localhost:<port>, plain HTTP by containerd's default).
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$ctd/certs.d"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]

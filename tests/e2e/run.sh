@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# End to end, on a real cluster: `helm install` of charts/berth runs the
-# operator as a Pod (the berth image of images/build.sh); a Registry's
-# Deployment runs that image as a Pod; a Repository grants the
-# ServiceAccount team-a/default pull (and push) access; skopeo pushes an
-# image with the Repository's robot credential; a Pod in team-a with no pull
-# secret in its spec runs that image, pulled by the kubelet through the pull
-# Secret the operator made; wrong credentials and a deleted Repository make
-# pulls fail with an auth error (the registry's metric counts the failures);
-# deleting the Registry and `helm uninstall` clean up. The Registry also
+# End to end, on a real cluster whose containerd has no hosts.toml for
+# Berth (nothing on the node names Berth's endpoint): `helm install` of
+# charts/berth runs the operator as a Pod (the berth image of
+# images/build.sh); kubectl refuses invalid specs at admission; a Registry
+# applied by hand (no image named: it runs the operator's) becomes Ready
+# with its node endpoint, `localhost:<port>` on the node; a Repository
+# grants team-a/default pull and push, and its robot pushes the moment the
+# Repository is Ready (no retry); a Pod in team-a with no pull secret in its
+# spec runs that image, pulled by the kubelet from localhost:<port> through
+# the pull Secret the operator made; the Repository's status counts its
+# tags and bytes; a grant into team-b writes nothing until team-b consents;
+# wrong credentials and a deleted Repository make pulls fail with an auth
+# error (the registry's metric counts the failures); the logs are plain
+# and quiet; deleting the Registry and `helm uninstall` clean up. The
+# Registry also
 # mirrors an upstream registry (CNCF distribution on this host, as
 # `upstream.test`): with the operator's hosts.toml on the node, a Pod's
 # `upstream.test/library/app:v1` is pulled through Berth, and again after the
@@ -50,7 +56,12 @@ E2E_BG_PIDS=()
 E2E_REGISTRY_NS=berth-e2e
 E2E_REGISTRY_SVC=e2e
 team_ns=team-a
+other_ns=team-b
 repo_name=team-a/hello
+# The node endpoints' ports on this host (the node): free ones.
+pull_port="$(free_port)"
+ha_pull_port="$(free_port)"
+while [[ $ha_pull_port == "$pull_port" ]]; do ha_pull_port="$(free_port)"; done
 token="$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 berth_image="berth.local/berth:e2e-$token"
 
@@ -91,7 +102,7 @@ finish() {
 		log "FAILED in step: $current_step (exit $rc)"
 		if [[ -n ${KUBECONFIG:-} ]]; then
 			k get nodes,deploy,pods,pvc,pv,svc -A -o wide >&2 2>/dev/null
-			k get registries,repositories -A >&2 2>/dev/null
+			k get registries,repositories,daemonsets -A >&2 2>/dev/null
 			k get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 25 >&2
 		fi
 		if [[ -n ${KUBECONFIG:-} ]]; then
@@ -99,6 +110,7 @@ finish() {
 			k logs -n berth-system -l app.kubernetes.io/component=operator --tail 30 >&2 2>/dev/null
 			echo "----- registry log (last 30 lines)" >&2
 			k logs -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry --tail 30 >&2 2>/dev/null
+			k logs -n "$ha_ns" -l app.kubernetes.io/component=registry --tail 30 --prefix >&2 2>/dev/null
 		fi
 		[[ -n $cluster_started ]] && cluster_logs
 		((rc == 0)) && rc=1
@@ -162,11 +174,13 @@ up() {
 	load_image "$E2E_DIR/images/berth.tar"
 }
 
-# The chart (CRDs, RBAC, the operator's Deployment with the berth image).
+# The chart (CRDs, RBAC, the operator's Deployment with the berth image,
+# which is also the image of Registries that name none).
 helm_install() {
 	"$BERTH_HELM_BIN" install berth "$E2E_REPO/charts/berth" --namespace berth-system --create-namespace \
 		--set image.repository="${berth_image%:*}" --set image.tag="${berth_image##*:}" \
 		--set operator.leaderElection.enabled=false --set grafanaDashboards.enabled=false \
+		--set operator.usageRefreshSeconds=5 \
 		--timeout 120s >"$E2E_DIR/helm-install.txt"
 	wait_for 180 "operator Deployment berth-system/berth-operator available (its Pod running the berth image)" \
 		k rollout status deployment/berth-operator -n berth-system --timeout 5s
@@ -204,38 +218,111 @@ upstream_requests() {
 	grep -c 'library/app/' "$E2E_DIR/upstream/log" || true
 }
 
-registry_ready() {
+# refused WHAT YAML EXPECTED...: `kubectl apply` of YAML fails, and its
+# message has every EXPECTED string.
+refused() {
+	local what="$1" yaml="$2" out
+	shift 2
+	if out="$(k apply -f - <<<"$yaml" 2>&1)"; then
+		log "kubectl apply accepted $what: $out"
+		return 1
+	fi
+	local want
+	for want in "$@"; do
+		[[ $out == *"$want"* ]] || {
+			log "kubectl apply refused $what without saying '$want': $out"
+			return 1
+		}
+	done
+	log "refused $what: ${out#*: }"
+}
+
+# Invalid quantities and schedules are refused by the API server at once,
+# with the field's path; a valid one (1Pi) passes a server-side dry run.
+admission() {
 	k create namespace "$E2E_REGISTRY_NS" >/dev/null
+	local reg="apiVersion: berth.dev/v1alpha1
+kind: Registry
+metadata: {name: bad, namespace: $E2E_REGISTRY_NS}
+spec:"
+	local repo="apiVersion: berth.dev/v1alpha1
+kind: Repository
+metadata: {name: bad, namespace: $E2E_REGISTRY_NS}
+spec:
+  registry: e2e
+  name: bad/app"
+	refused "Registry size 10Zi" "$reg {storage: {volume: {size: 10Zi}}}" \
+		"spec.storage.volume.size" "must be a quantity of bytes"
+	refused "Registry size abc" "$reg {storage: {volume: {size: abc}}}" "spec.storage.volume.size"
+	refused "Registry gc schedule 'every day at 3'" "$reg {gc: {schedule: every day at 3}}" \
+		"spec.gc.schedule" "must be a cron schedule"
+	refused "Repository quota 10Zi" "$repo
+  quota: 10Zi" "spec.quota" "must be a quantity of bytes"
+	refused "Repository retention schedule 'every day at 3'" "$repo
+  retention: {schedule: every day at 3, keepLast: 1}" "spec.retention.schedule"
+	local out
+	out="$(k apply -f - <<<"$reg {replicas: 2}" 2>&1)" && {
+		log "replicas: 2 on a volume was accepted"
+		return 1
+	}
+	[[ $out == *"spec.replicas: Invalid value"* && $out != *"<nil>"* ]] || {
+		log "the replicas rule does not name its field: $out"
+		return 1
+	}
+	log "refused replicas: 2 on a volume: ${out#*: }"
+	k apply --dry-run=server -f - <<<"$reg {storage: {volume: {size: 1Pi}}}" >/dev/null
+	log "accepted (server-side dry run): size 1Pi"
+}
+
+registry_ready() {
 	prepare_storage "$E2E_REGISTRY_NS"
+	# No image: the operator's own (the chart passed it). The node endpoint
+	# on a free port of this host (the node).
 	k apply -f - >/dev/null <<EOF
 apiVersion: berth.dev/v1alpha1
 kind: Registry
 metadata: {name: e2e, namespace: $E2E_REGISTRY_NS}
 spec:
-  image: $berth_image
   storage: {volume: {size: 1Gi}}
+  nodeEndpoint: {port: $pull_port}
   mirrors:
   - {name: upstream.test, url: "http://$upstream_addr"}
 EOF
-	wait_for 180 "Registry $E2E_REGISTRY_NS/e2e Ready=True with readyReplicas 1 (its Deployment's Pod running the berth image)" \
+	wait_for 180 "Registry $E2E_REGISTRY_NS/e2e Ready=True with readyReplicas 1 (its Pod and the node endpoint running the berth image)" \
 		is jp registry e2e "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}/{.status.readyReplicas}' "True/1"
 	endpoint="$(jp registry e2e "$E2E_REGISTRY_NS" '{.status.endpoint}')"
-	local pod
-	pod="$(k get pods -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry -o name | head -n1)"
-	log "Registry Ready; endpoint $endpoint; $pod on node $(k get -n "$E2E_REGISTRY_NS" "$pod" -o jsonpath='{.spec.nodeName} image {.spec.containers[0].image} IP {.status.podIP}')"
-	[[ -n $endpoint ]] || {
-		log "Registry has no status.endpoint"
+	[[ $endpoint == "localhost:$pull_port" ]] || {
+		log "status.endpoint is '$endpoint', not the node endpoint localhost:$pull_port"
 		return 1
 	}
-	allow_plain_http "$endpoint"
-	registry_address "$endpoint"
-	log "this host reaches the registry at $E2E_REGISTRY_ADDR"
+	local image
+	image="$(jp deployment e2e "$E2E_REGISTRY_NS" '{.spec.template.spec.containers[0].image}')"
+	[[ $image == "$berth_image" ]] || {
+		log "the Registry runs '$image', not the operator's image $berth_image"
+		return 1
+	}
+	local pod
+	pod="$(k get pods -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/component=registry -o name | head -n1)"
+	log "Registry Ready: $(jp registry e2e "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].message}')"
+	log "$pod on node $(k get -n "$E2E_REGISTRY_NS" "$pod" -o jsonpath='{.spec.nodeName} image {.spec.containers[0].image} IP {.status.podIP}'); node endpoint $(jp daemonset e2e-node "$E2E_REGISTRY_NS" '{.status.numberReady}/{.status.desiredNumberScheduled}') ready"
+	# Pushes go to the Service (this host reaches it; Pods pull from localhost).
+	registry_address "$(jp service e2e "$E2E_REGISTRY_NS" '{.spec.clusterIP}:{.spec.ports[0].port}')"
+	log "this host pushes to the registry's Service at $E2E_REGISTRY_ADDR"
+	# A new Registry's events: each object created once, nothing updated.
+	local updated
+	updated="$(k get events -n "$E2E_REGISTRY_NS" --field-selector involvedObject.name=e2e,reason=Updated -o jsonpath='{range .items[*]}{.note}{.message}{"\n"}{end}')"
+	[[ -z $updated ]] || {
+		log "a new Registry got Updated events: $updated"
+		return 1
+	}
 }
 
-repository() {
-	k create namespace "$team_ns" >/dev/null
-	wait_for 60 "ServiceAccount $team_ns/default" k get serviceaccount default -n "$team_ns"
-	k apply -f - >/dev/null <<EOF
+# grant NAME NAMESPACES...: a Repository NAME of $repo_name granting each
+# namespace's default ServiceAccount (pull; push for the first).
+repository_yaml() {
+	local first="$1"
+	shift
+	cat <<EOF
 apiVersion: berth.dev/v1alpha1
 kind: Repository
 metadata: {name: hello, namespace: $E2E_REGISTRY_NS}
@@ -243,12 +330,44 @@ spec:
   registry: e2e
   name: $repo_name
   access:
-  - serviceAccounts: [{namespace: $team_ns, name: default}]
+  - serviceAccounts: [{namespace: $first, name: default}]
     actions: [pull, push]
 EOF
-	pull_secret="berth-pull-$E2E_REGISTRY_NS-hello"
-	wait_for 60 "Repository $E2E_REGISTRY_NS/hello Ready=True" \
+	local ns
+	for ns in "$@"; do
+		printf '  - serviceAccounts: [{namespace: %s, name: default}]\n    actions: [pull]\n' "$ns"
+	done
+}
+
+repository() {
+	# team-a accepts grants from the registries' namespaces.
+	k create namespace "$team_ns" >/dev/null
+	k annotate namespace "$team_ns" "berth.dev/accept-grants-from=$E2E_REGISTRY_NS,$ha_ns" >/dev/null
+	wait_for 60 "ServiceAccount $team_ns/default" k get serviceaccount default -n "$team_ns"
+	local start=$SECONDS
+	repository_yaml "$team_ns" | k apply -f - >/dev/null
+	wait_for 90 "Repository $E2E_REGISTRY_NS/hello Ready=True" \
 		is jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}' True
+	log "Repository Ready $((SECONDS - start))s after it was applied: $(jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].message}')"
+	robot_user="$(jp secret hello-robot "$E2E_REGISTRY_NS" '{.data.username}' | base64 -d)"
+	robot_pass="$(jp secret hello-robot "$E2E_REGISTRY_NS" '{.data.password}' | base64 -d)"
+	[[ -n $robot_user && -n $robot_pass ]] || {
+		log "robot Secret $E2E_REGISTRY_NS/hello-robot has no username/password"
+		return 1
+	}
+	# Ready means usable: one push, no retry.
+	skopeo copy --quiet --dest-tls-verify=false --dest-creds "$robot_user:$robot_pass" \
+		"oci:$E2E_DIR/images/oci:hello" "docker://$E2E_REGISTRY_ADDR/$repo_name:v1" || {
+		log "the robot's push was refused although the Repository is Ready"
+		return 1
+	}
+	log "pushed $E2E_REGISTRY_ADDR/$repo_name:v1 (token $token) with the robot at once"
+	# Anonymous pulls are refused (private repository).
+	if skopeo inspect --raw --no-creds --tls-verify=false "docker://$E2E_REGISTRY_ADDR/$repo_name:v1" >/dev/null 2>&1; then
+		log "anonymous pull of $repo_name:v1 was allowed"
+		return 1
+	fi
+	pull_secret="berth-pull-$E2E_REGISTRY_NS-hello"
 	wait_for 30 "pull Secret $team_ns/$pull_secret" k get secret "$pull_secret" -n "$team_ns"
 	wait_for 30 "ServiceAccount $team_ns/default listing imagePullSecret $pull_secret" \
 		is jp serviceaccount default "$team_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" "$pull_secret"
@@ -258,60 +377,89 @@ EOF
 		log "pull Secret has no auth for $endpoint: $(jq -c '.auths | keys' <<<"$cfg")"
 		return 1
 	}
-	robot_user="$(jp secret hello-robot "$E2E_REGISTRY_NS" '{.data.username}' | base64 -d)"
-	robot_pass="$(jp secret hello-robot "$E2E_REGISTRY_NS" '{.data.password}' | base64 -d)"
-	[[ -n $robot_user && -n $robot_pass ]] || {
-		log "robot Secret $E2E_REGISTRY_NS/hello-robot has no username/password"
-		return 1
-	}
-	log "pull Secret $team_ns/$pull_secret for $endpoint; robot $robot_user"
+	log "pull Secret $team_ns/$pull_secret for $(jq -c '.auths | keys' <<<"$cfg"); robot $robot_user"
 }
 
-push() {
-	# The registry Pod becomes Ready before the operator has rendered the
-	# robot into its policy file (a ConfigMap the kubelet syncs into the
-	# Pod); retry until the push is accepted.
-	wait_for 120 "skopeo push of $repo_name:v1 to $E2E_REGISTRY_ADDR with the robot credential" \
-		skopeo copy --quiet --dest-tls-verify=false --dest-creds "$robot_user:$robot_pass" \
-		"oci:$E2E_DIR/images/oci:hello" "docker://$E2E_REGISTRY_ADDR/$repo_name:v1"
-	# Anonymous pulls are refused (private repository).
-	if skopeo inspect --raw --no-creds --tls-verify=false "docker://$E2E_REGISTRY_ADDR/$repo_name:v1" >/dev/null 2>&1; then
-		log "anonymous pull of $repo_name:v1 was allowed"
-		return 1
-	fi
-	log "pushed $E2E_REGISTRY_ADDR/$repo_name:v1 (token $token); anonymous pull refused"
-}
-
-# pod NAME IMAGE PULL_POLICY [PULL_SECRET]
+# pod NAMESPACE NAME IMAGE PULL_POLICY [PULL_SECRET]
 pod() {
 	local secrets=""
-	[[ -n ${4:-} ]] && secrets="imagePullSecrets: [{name: $4}]"
+	[[ -n ${5:-} ]] && secrets="imagePullSecrets: [{name: $5}]"
 	k apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod
-metadata: {name: $1, namespace: $team_ns}
+metadata: {name: $2, namespace: $1}
 spec:
   terminationGracePeriodSeconds: 5
   $secrets
   containers:
-  - {name: app, image: "$2", imagePullPolicy: $3}
+  - {name: app, image: "$3", imagePullPolicy: $4}
 EOF
 }
 
-pod_runs() {
-	local image="$endpoint/$repo_name:v1"
-	pod hello "$image" IfNotPresent
+# runs NAMESPACE POD SECRET: the Pod got SECRET from its ServiceAccount,
+# runs, and logged the build's token.
+runs() {
 	local secrets
-	secrets="$(jp pod hello "$team_ns" '{.spec.imagePullSecrets[*].name}')"
-	[[ " $secrets " == *" $pull_secret "* ]] || {
-		log "Pod $team_ns/hello did not get imagePullSecret $pull_secret from its ServiceAccount (has '$secrets')"
+	secrets="$(jp pod "$2" "$1" '{.spec.imagePullSecrets[*].name}')"
+	[[ " $secrets " == *" $3 "* ]] || {
+		log "Pod $1/$2 did not get imagePullSecret $3 from its ServiceAccount (has '$secrets')"
 		return 1
 	}
-	wait_for 120 "Pod $team_ns/hello Running (image $image pulled by the kubelet)" \
-		is jp pod hello "$team_ns" '{.status.phase}' Running
-	wait_for 30 "log of Pod $team_ns/hello to say 'berth-e2e $token'" \
-		sh -c "'$BERTH_KUBECTL' logs -n '$team_ns' hello | grep -Fx 'berth-e2e $token'"
-	log "Pod $team_ns/hello runs $(jp pod hello "$team_ns" '{.status.containerStatuses[0].imageID}') and logged 'berth-e2e $token'"
+	wait_for 120 "Pod $1/$2 Running (image pulled by the kubelet)" \
+		is jp pod "$2" "$1" '{.status.phase}' Running
+	wait_for 30 "log of Pod $1/$2 to say 'berth-e2e $token'" \
+		sh -c "'$BERTH_KUBECTL' logs -n '$1' '$2' | grep -Fx 'berth-e2e $token'"
+	log "Pod $1/$2 runs $(jp pod "$2" "$1" '{.status.containerStatuses[0].imageID}') and logged 'berth-e2e $token'"
+}
+
+pod_runs() {
+	pod "$team_ns" hello "$endpoint/$repo_name:v1" IfNotPresent
+	runs "$team_ns" hello "$pull_secret"
+}
+
+# The Repository's status counts what the registry holds: 1 tag, and the
+# bytes of the manifest and its blobs.
+usage() {
+	local layout="$E2E_DIR/images/oci" digest manifest bytes
+	digest="$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "hello") | .digest' "$layout/index.json")"
+	manifest="$layout/blobs/sha256/${digest#sha256:}"
+	bytes=$(($(stat -c %s "$manifest") + $(jq '[.config.size] + [.layers[].size] | add' "$manifest")))
+	wait_for 60 "Repository $E2E_REGISTRY_NS/hello status tagCount 1, sizeBytes $bytes" \
+		is jp repository hello "$E2E_REGISTRY_NS" '{.status.tagCount}/{.status.sizeBytes}' "1/$bytes"
+	log "$(k get repository hello -n "$E2E_REGISTRY_NS" | sed -n 2p)"
+}
+
+# A grant into team-b, which has not consented: nothing is written there
+# and the status says what team-b must do; once it consents, its Pods pull.
+consent() {
+	k create namespace "$other_ns" >/dev/null
+	wait_for 60 "ServiceAccount $other_ns/default" k get serviceaccount default -n "$other_ns"
+	repository_yaml "$team_ns" "$other_ns" | k apply -f - >/dev/null
+	wait_for 60 "Repository $E2E_REGISTRY_NS/hello Ready=False GrantNotAccepted" \
+		is jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}' False/GrantNotAccepted
+	local msg
+	msg="$(jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].message}')"
+	[[ $msg == *"kubectl annotate namespace $other_ns berth.dev/accept-grants-from=$E2E_REGISTRY_NS"* ]] || {
+		log "the status does not say what $other_ns must do: $msg"
+		return 1
+	}
+	log "without consent: $msg"
+	if k get secret "$pull_secret" -n "$other_ns" >/dev/null 2>&1; then
+		log "a pull Secret was written into $other_ns without its consent"
+		return 1
+	fi
+	[[ -z "$(jp serviceaccount default "$other_ns" '{.imagePullSecrets}')" ]] || {
+		log "ServiceAccount $other_ns/default was edited without consent"
+		return 1
+	}
+	k get secret "$pull_secret" -n "$team_ns" >/dev/null
+	k annotate namespace "$other_ns" "berth.dev/accept-grants-from=$E2E_REGISTRY_NS" >/dev/null
+	wait_for 60 "Repository $E2E_REGISTRY_NS/hello Ready=True after $other_ns consented" \
+		is jp repository hello "$E2E_REGISTRY_NS" '{.status.conditions[?(@.type=="Ready")].status}' True
+	wait_for 30 "ServiceAccount $other_ns/default listing imagePullSecret $pull_secret" \
+		is jp serviceaccount default "$other_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" "$pull_secret"
+	pod "$other_ns" hello "$endpoint/$repo_name:v1" IfNotPresent
+	runs "$other_ns" hello "$pull_secret"
 }
 
 # The node pulls upstream.test images through the Registry: the operator's
@@ -327,7 +475,7 @@ mirror_pull() {
 		return 1
 	}
 	install_hosts_toml upstream.test "$hosts"
-	pod mirror-first "$image" IfNotPresent
+	pod "$team_ns" mirror-first "$image" IfNotPresent
 	wait_for 120 "Pod $team_ns/mirror-first Running (image $image pulled through the Registry)" \
 		is jp pod mirror-first "$team_ns" '{.status.phase}' Running
 	wait_for 30 "log of Pod $team_ns/mirror-first to say 'berth-e2e $token'" \
@@ -342,7 +490,7 @@ mirror_pull() {
 	stop_pid "$upstream_pid" "upstream registry"
 	k delete pod mirror-first -n "$team_ns" --wait=true --timeout 60s >/dev/null
 	node_forget_image "$image"
-	pod mirror-second "$image" Always
+	pod "$team_ns" mirror-second "$image" Always
 	wait_for 120 "Pod $team_ns/mirror-second Running with the upstream stopped" \
 		is jp pod mirror-second "$team_ns" '{.status.phase}' Running
 	local hits
@@ -381,6 +529,7 @@ spec:
     s3: {bucket: $BERTH_TEST_S3_BUCKET, endpoint: "$BERTH_TEST_S3_ENDPOINT", region: us-east-1, prefix: ha, credentialsSecret: ha-s3}
   database:
     postgres: {urlSecret: {name: ha-db}}
+  nodeEndpoint: {port: $ha_pull_port}
 ---
 apiVersion: berth.dev/v1alpha1
 kind: Repository
@@ -399,11 +548,14 @@ EOF
 		return 1
 	}
 	ha_endpoint="$(jp registry ha "$ha_ns" '{.status.endpoint}')"
-	allow_plain_http "$ha_endpoint"
+	[[ $ha_endpoint == "localhost:$ha_pull_port" ]] || {
+		log "status.endpoint of $ha_ns/ha is '$ha_endpoint', not its node endpoint localhost:$ha_pull_port"
+		return 1
+	}
 	wait_for 60 "robot Secret $ha_ns/app-robot" k get secret app-robot -n "$ha_ns"
 	ha_user="$(jp secret app-robot "$ha_ns" '{.data.username}' | base64 -d)"
 	ha_pass="$(jp secret app-robot "$ha_ns" '{.data.password}' | base64 -d)"
-	registry_address_of "$ha_ns" ha "$ha_endpoint"
+	registry_address_of "$ha_ns" ha "$(jp service ha "$ha_ns" '{.spec.clusterIP}:{.spec.ports[0].port}')"
 	ha_addr="$E2E_ADDRESS_OF"
 	log "Registry $ha_ns/ha: 2 pods on PostgreSQL $BERTH_TEST_DATABASE_URL and versitygw $BERTH_TEST_S3_ENDPOINT; endpoint $ha_endpoint"
 }
@@ -468,7 +620,7 @@ ha_pod_runs() {
 		is jp registry ha "$ha_ns" '{.status.readyReplicas}' 2
 	local pull_secret="berth-pull-$ha_ns-app"
 	wait_for 30 "pull Secret $team_ns/$pull_secret" k get secret "$pull_secret" -n "$team_ns"
-	pod ha-app "$ha_endpoint/$ha_repo:v1" IfNotPresent "$pull_secret"
+	pod "$team_ns" ha-app "$ha_endpoint/$ha_repo:v1" IfNotPresent "$pull_secret"
 	wait_for 120 "Pod $team_ns/ha-app Running (pulled from the 2 replicas)" \
 		is jp pod ha-app "$team_ns" '{.status.phase}' Running
 }
@@ -553,12 +705,13 @@ ha_cleanup() {
 }
 
 # metric NAME_AND_LABELS: its value from the registry Pod's /metrics (the
-# registry serves them on 127.0.0.1:5001 inside the Pod: a port-forward).
+# metrics port of the pod: a port-forward, stopped by its own PID).
 metric() {
 	local pod port pf v
 	pod="$(k get pods -n "$E2E_REGISTRY_NS" -l app.kubernetes.io/instance=e2e,app.kubernetes.io/component=registry -o name | head -n1)"
 	port="$(free_port)"
-	k port-forward -n "$E2E_REGISTRY_NS" "$pod" "$port:5001" >"$E2E_DIR/metrics-port-forward.log" 2>&1 &
+	# kubectl itself, not the k function: $! must be kubectl's PID.
+	"$BERTH_KUBECTL" port-forward -n "$E2E_REGISTRY_NS" "$pod" "$port:5001" >"$E2E_DIR/metrics-port-forward.log" 2>&1 &
 	pf=$!
 	# In a subshell: on a timeout wait_for dies, and the port-forward must
 	# still be stopped.
@@ -572,12 +725,13 @@ metric() {
 }
 
 wrong_credentials() {
-	# containerd follows the registry's Bearer challenge: the wrong password
-	# is refused at the token endpoint.
+	# containerd follows the registry's Bearer challenge (its realm is
+	# localhost:<port> too): the wrong password is refused at the token
+	# endpoint.
 	auth_failures_before="$(metric 'berth_auth_failures_total{endpoint="token"}')"
 	k create secret docker-registry wrong-credentials -n "$team_ns" --docker-server "$endpoint" \
 		--docker-username "$robot_user" --docker-password "not-the-password" >/dev/null
-	pod hello-wrong "$endpoint/$repo_name:v1" Always wrong-credentials
+	pod "$team_ns" hello-wrong "$endpoint/$repo_name:v1" Always wrong-credentials
 	pull_fails hello-wrong
 	local after
 	after="$(metric 'berth_auth_failures_total{endpoint="token"}')"
@@ -600,19 +754,55 @@ pull_fails() {
 
 repository_deleted() {
 	k delete repository hello -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
-	wait_for 30 "pull Secret $team_ns/$pull_secret deleted" gone secret "$pull_secret" -n "$team_ns"
+	local ns
+	for ns in "$team_ns" "$other_ns"; do
+		wait_for 30 "pull Secret $ns/$pull_secret deleted" gone secret "$pull_secret" -n "$ns"
+		wait_for 30 "ServiceAccount $ns/default without imagePullSecret $pull_secret" \
+			is jp serviceaccount default "$ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" ""
+	done
 	wait_for 30 "robot Secret $E2E_REGISTRY_NS/hello-robot deleted" gone secret hello-robot -n "$E2E_REGISTRY_NS"
-	wait_for 30 "ServiceAccount $team_ns/default without imagePullSecret $pull_secret" \
-		is jp serviceaccount default "$team_ns" "{.imagePullSecrets[?(@.name==\"$pull_secret\")].name}" ""
-	pod hello-after "$endpoint/$repo_name:v1" Always
+	pod "$team_ns" hello-after "$endpoint/$repo_name:v1" Always
 	pull_fails hello-after
 }
 
+# The logs a person reads: no colour codes, no probe lines, no warnings for
+# routine work.
+logs() {
+	local op
+	op="$(k logs -n berth-system -l app.kubernetes.io/component=operator --tail -1)"
+	if grep -q $'\e\[' <<<"$op"; then
+		log "ANSI colour codes in the operator's log"
+		return 1
+	fi
+	if grep -F 'reconcile failed' <<<"$op"; then
+		log "the operator logged failed reconciles (above)"
+		return 1
+	fi
+	local dup
+	dup="$(grep -F 'spec cannot work' <<<"$op" | sed 's/^[^ ]* //' | sort | uniq -d)"
+	[[ -z $dup ]] || {
+		log "a 'spec cannot work' warning repeated: $dup"
+		return 1
+	}
+	local ns probes
+	for ns in "$E2E_REGISTRY_NS" "$ha_ns"; do
+		probes="$(k logs -n "$ns" -l app.kubernetes.io/component=registry --tail -1 2>/dev/null | grep -cE '"path":"/(readyz|healthz)"' || true)"
+		((probes == 0)) || {
+			log "$probes probe request lines in the registry log of $ns"
+			return 1
+		}
+	done
+	log "operator log: $(wc -l <<<"$op") lines, $(grep -c ' WARN ' <<<"$op" || true) warnings, no colour codes; registry logs: no probe lines"
+}
+
 cleanup() {
-	k delete pods --all -n "$team_ns" --wait=true --timeout 60s >/dev/null
+	local ns
+	for ns in "$team_ns" "$other_ns"; do
+		k delete pods --all -n "$ns" --wait=true --timeout 60s >/dev/null
+	done
 	k delete registry e2e -n "$E2E_REGISTRY_NS" --wait=true --timeout 60s >/dev/null
 	local what
-	for what in deployment/e2e service/e2e configmap/e2e-config configmap/e2e-containerd-hosts secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc; do
+	for what in deployment/e2e service/e2e configmap/e2e-config configmap/e2e-containerd-hosts secret/e2e-token-key pvc/e2e-data cronjob/e2e-gc daemonset/e2e-node; do
 		wait_for 60 "$what deleted with its Registry" gone "$what" -n "$E2E_REGISTRY_NS"
 	done
 	wait_for 60 "registry Pods gone" is sh -c "'$BERTH_KUBECTL' get pods -n '$E2E_REGISTRY_NS' -o name" ""
@@ -621,24 +811,27 @@ cleanup() {
 	for what in clusterrole/berth-operator clusterrolebinding/berth-operator; do
 		wait_for 30 "$what deleted by helm uninstall" gone "$what"
 	done
-	k delete namespace "$team_ns" "$E2E_REGISTRY_NS" berth-system --wait=true --timeout 90s >/dev/null
+	k delete namespace "$team_ns" "$other_ns" "$E2E_REGISTRY_NS" berth-system --wait=true --timeout 90s >/dev/null
 }
 
 step "build images (berth via images/build.sh, test image)" build
-step "cluster up ($backend)" up
+step "cluster up ($backend; no hosts.toml for Berth)" up
 step "upstream registry for the mirror (distribution)" upstream_up
 step "helm install charts/berth (operator as a Pod)" helm_install
-step "Registry Ready (berth Pod running)" registry_ready
-step "Repository: pull Secret for $team_ns/default" repository
-step "push with skopeo (robot credential)" push
-step "Pod in $team_ns runs the pushed image" pod_runs
+step "kubectl apply refuses invalid sizes, schedules (admission)" admission
+step "Registry applied by hand Ready (node endpoint localhost)" registry_ready
+step "Repository Ready; its robot pushes at once (no retry)" repository
+step "Pod in $team_ns pulls from localhost:$pull_port and runs" pod_runs
+step "Repository status: tagCount, sizeBytes" usage
+step "grant into $other_ns: nothing without consent, pulls after" consent
 step "mirror: a Pod pulls upstream.test through the Registry, again without the upstream" mirror_pull
 step "wrong credentials: auth error, metric counted" wrong_credentials
-step "Repository deleted: Secret gone, pull fails" repository_deleted
+step "Repository deleted: Secrets gone, pull fails" repository_deleted
 step "replicas: 2 on PostgreSQL + versitygw (on the node)" ha_registry
 step "replicas: a push survives a registry Pod deleted mid-upload" ha_push_survives_a_pod
 step "replicas: a Pod runs the image" ha_pod_runs
 step "replicas: 3, the running pods untouched" ha_scale_up
 step "replicas: a config change rolls them, pulls never fail" ha_rolling_config_change
+step "logs: plain, probes quiet, no spurious warnings" logs
 step "replicas: Registry deleted" ha_cleanup
 step "delete Registry, helm uninstall: cleanup" cleanup

@@ -70,9 +70,14 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: not in `kubectl logs` or files.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stdout);
     if json {
         builder.json().init();
     } else {
@@ -97,6 +102,8 @@ mod tests {
         assert!(args.leader_elect);
         assert_eq!(args.lease_name, "berth-operator");
         assert_eq!(args.lease_seconds, 15);
+        assert_eq!(args.registry_image, crate::render::default_image());
+        assert_eq!(args.usage_refresh_seconds, 60);
         let cli = Cli::try_parse_from(["berth-operator", "crdgen"]).unwrap();
         let Command::Crdgen { out } = cli.command else {
             panic!("not crdgen");

@@ -43,6 +43,14 @@ pub struct RunArgs {
     /// Log as JSON lines.
     #[arg(long, env = "BERTH_OPERATOR_LOG_JSON")]
     pub log_json: bool,
+    /// The image of a Registry whose spec names none (the chart passes its
+    /// own image); the Berth image of the operator's version by default.
+    #[arg(long, env = "BERTH_OPERATOR_REGISTRY_IMAGE", default_value_t = crate::render::default_image())]
+    pub registry_image: String,
+    /// Seconds between two readings of a Repository's usage (tag count,
+    /// bytes) from its registry.
+    #[arg(long, env = "BERTH_OPERATOR_USAGE_REFRESH_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub usage_refresh_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +100,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         None
     };
 
-    let ctx = Context::new(client, metrics);
+    let settings = controller::Settings {
+        registry_image: args.registry_image.clone(),
+        usage_refresh: Duration::from_secs(args.usage_refresh_seconds),
+    };
+    info!(registry_image = %settings.registry_image, "default registry image");
+    let ctx = Context::new(client, metrics, settings);
     let controllers = async {
         futures::join!(
             registry_controller(ctx.clone()).for_each(|_| async {}),

@@ -19,10 +19,7 @@ where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    let before = api
-        .get_opt(&name)
-        .await?
-        .and_then(|o| o.meta().resource_version.clone());
+    let before = api.get_opt(&name).await?;
     let after = api
         .patch(
             &name,
@@ -32,10 +29,26 @@ where
         .await?;
     let change = match before {
         None => Change::Created,
-        Some(rv) if Some(&rv) == after.meta().resource_version.as_ref() => Change::Unchanged,
+        Some(b) if b.meta().resource_version == after.meta().resource_version => Change::Unchanged,
+        // Someone else changed it in between (a controller binding a claim,
+        // setting a default): the operator's own entry tells whether its
+        // apply changed anything (its time moves when a field it owns is
+        // added, changed or removed).
+        Some(b) if own_entry(b.meta()) == own_entry(after.meta()) => Change::Unchanged,
         Some(_) => Change::Updated,
     };
     Ok((after, change))
+}
+
+/// The managed-fields entry of the operator's applies.
+fn own_entry(
+    meta: &kube::api::ObjectMeta,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry> {
+    meta.managed_fields.iter().flatten().find(|e| {
+        e.manager.as_deref() == Some(MANAGER)
+            && e.operation.as_deref() == Some("Apply")
+            && e.subresource.is_none()
+    })
 }
 
 /// [`apply`], noting the change in `changes` (the object in the reconciled

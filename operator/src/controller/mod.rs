@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+mod pods;
 pub mod reconcile;
 mod registry;
 mod repository;
@@ -30,10 +31,29 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+}
+
+/// What the operator's flags set for every reconcile.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The image of a Registry whose spec names none (`--registry-image`).
+    pub registry_image: String,
+    /// How often a Repository's usage (tags, bytes) is read again.
+    pub usage_refresh: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            registry_image: crate::render::default_image(),
+            usage_refresh: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(client: Client, metrics: Arc<Metrics>, settings: Settings) -> Arc<Self> {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -42,6 +62,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            settings,
         })
     }
 }
@@ -99,6 +120,9 @@ pub fn backoff(failures: u32) -> Action {
 pub const RECHECK: Duration = Duration::from_secs(30);
 /// Periodic resync of a healthy object.
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// The pause while a Repository's rules are on their way to the registry
+/// pods (they load a new policy file within seconds of the kubelet's update).
+pub const POLICY_POLL: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -131,15 +131,35 @@ pub async fn degraded<K: Reconcile>(
     ctx: &Context,
     problem: Problem,
 ) -> Result<Action, Error> {
-    warn!(
-        controller = K::CONTROLLER,
-        namespace = obj.namespace().unwrap_or_default(),
-        name = %obj.name_any(),
-        reason = problem.reason,
-        message = %problem.message,
-        "spec cannot work"
-    );
-    if !problem.already_reported(obj.conditions()) {
+    // Once per problem, as the Event: the status write below wakes the
+    // controller again, and the re-check every RECHECK finds it again. The
+    // status as written last (the cached object may predate the previous
+    // reconcile's write).
+    let ns = obj.namespace().unwrap_or_default();
+    let current = Api::<K>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&obj.name_any())
+        .await?;
+    let conditions = current.as_ref().map_or(obj.conditions(), |c| c.conditions());
+    let new = !problem.already_reported(conditions);
+    if new {
+        warn!(
+            controller = K::CONTROLLER,
+            namespace = obj.namespace().unwrap_or_default(),
+            name = %obj.name_any(),
+            reason = problem.reason,
+            message = %problem.message,
+            "spec cannot work"
+        );
+    } else {
+        debug!(
+            controller = K::CONTROLLER,
+            namespace = obj.namespace().unwrap_or_default(),
+            name = %obj.name_any(),
+            reason = problem.reason,
+            "spec still cannot work"
+        );
+    }
+    if new {
         publish(
             ctx,
             obj,

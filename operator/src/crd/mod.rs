@@ -16,6 +16,7 @@ pub use repository::*;
 pub use storage::*;
 
 use kube::CustomResourceExt;
+use kube::core::Rule;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,29 @@ pub struct Condition {
     /// The `metadata.generation` this condition was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// A quantity of bytes as `render::parse_bytes` reads it: a number with an
+/// optional binary or decimal suffix or exponent (no sign, no milli).
+pub const BYTES_PATTERN: &str =
+    r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|[eE][0-9]+)?$";
+
+/// The admission rule of a byte quantity: `kubectl apply` refuses `10Zi`
+/// and `abc` at once (the operator still says when one is too large).
+pub fn bytes_rule() -> Rule {
+    Rule::new(format!("self.matches('{}')", BYTES_PATTERN.replace('\\', "\\\\")))
+        .message("must be a quantity of bytes: a number with an optional suffix Ki, Mi, Gi, Ti, Pi, Ei (powers of 1024) or k, M, G, T, P, E (powers of 1000), e.g. 10Gi")
+}
+
+/// A cron schedule's shape: five fields of digits, names and `*/,-?`, or a
+/// descriptor. The operator checks the ranges (`61 * * * *`).
+pub const SCHEDULE_PATTERN: &str = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*/,?-]+( +[0-9A-Za-z*/,?-]+){4})$";
+
+/// The admission rule of a cron schedule: `every day at 3` is refused by
+/// `kubectl apply`.
+pub fn schedule_rule() -> Rule {
+    Rule::new(format!("self.matches('{SCHEDULE_PATTERN}')"))
+        .message("must be a cron schedule: 5 fields (minute hour day-of-month month day-of-week, e.g. '17 3 * * *') or @hourly, @daily, @weekly, @monthly, @yearly")
 }
 
 /// The CRDs as YAML documents, by file name under `crds/`.

@@ -72,3 +72,38 @@ pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
+
+/// Where kubelets pull from: a port on every node's loopback
+/// (`localhost:<port>`) forwarded to the registry's Service by a small
+/// DaemonSet on the host network. containerd and Docker speak plain HTTP to
+/// `localhost` registries in their default configuration, so Pods pull
+/// `localhost:<port>/<repository>:<tag>` with no node setup. The pods need
+/// a namespace that allows `hostNetwork` (Pod Security level privileged).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeEndpointSpec {
+    /// Run the node endpoint (on by default).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Port on each node's loopback; one per Registry in the cluster.
+    #[serde(default = "default_node_endpoint_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+}
+
+impl Default for NodeEndpointSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: default_node_endpoint_port(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_node_endpoint_port() -> i32 {
+    5000
+}

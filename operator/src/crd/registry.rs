@@ -10,7 +10,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, DatabaseSpec, IngressSpec, MirrorSpec, ServiceSpec, StorageSpec};
+use super::{
+    Condition, DatabaseSpec, IngressSpec, MirrorSpec, NodeEndpointSpec, ServiceSpec, StorageSpec,
+};
 
 /// A Berth registry: the operator runs it as a Deployment with its config,
 /// storage, Service, optional Ingress, disruption budget and gc CronJob.
@@ -51,7 +53,7 @@ use super::{Condition, DatabaseSpec, IngressSpec, MirrorSpec, ServiceSpec, Stora
     printcolumn(
         name = "Reason",
         type_ = "string",
-        description = "Why Ready is what it is: Available, PodsNotReady, DatabaseUnreachable, StorageUnreachable or a spec problem",
+        description = "Why Ready is what it is: Available, PodsNotReady, ImagePullFailed, ClaimPending, DatabaseUnreachable, StorageUnreachable, NodeEndpointNotReady or a spec problem",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(
@@ -59,8 +61,8 @@ use super::{Condition, DatabaseSpec, IngressSpec, MirrorSpec, ServiceSpec, Stora
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
-    validation = Rule::new("self.spec.replicas <= 1 || (has(self.spec.storage.s3) && has(self.spec.database.postgres))").message("more than one replica needs shared storage and metadata: set spec.storage.s3 and spec.database.postgres, or use replicas: 1"),
-    validation = Rule::new("!has(self.spec.service.nodePort) || self.spec.service.type == 'NodePort'").message("spec.service.nodePort needs spec.service.type: NodePort")
+    validation = Rule::new("self.spec.replicas <= 1 || (has(self.spec.storage.s3) && has(self.spec.database.postgres))").message("more than one replica needs shared storage and metadata: set spec.storage.s3 and spec.database.postgres, or use replicas: 1").field_path(".spec.replicas"),
+    validation = Rule::new("!has(self.spec.service.nodePort) || self.spec.service.type == 'NodePort'").message("spec.service.nodePort needs spec.service.type: NodePort").field_path(".spec.service.nodePort")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySpec {
@@ -92,6 +94,11 @@ pub struct RegistrySpec {
     /// The Service in front of the registry pods.
     #[serde(default)]
     pub service: ServiceSpec,
+
+    /// The node-local endpoint kubelets pull from (`localhost:<port>` on
+    /// every node, forwarded to the Service); on by default.
+    #[serde(default)]
+    pub node_endpoint: NodeEndpointSpec,
 
     /// An Ingress for the registry; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,11 +218,12 @@ fn default_requests() -> BTreeMap<String, String> {
 }
 
 /// Garbage collection (`berth gc`) on a schedule.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GcSpec {
     /// Cron schedule (5 fields, or @hourly/@daily/@weekly/@monthly/@yearly).
     #[serde(default = "default_gc_schedule")]
+    #[x_kube(validation = super::schedule_rule())]
     pub schedule: String,
     /// Suspend the CronJob.
     #[serde(default)]
@@ -257,7 +265,9 @@ pub struct RegistryStatus {
     /// Registry pods ready to serve.
     #[serde(default)]
     pub ready_replicas: i32,
-    /// The address pods pull from (`host:port`, no scheme).
+    /// The address Pods put in image references (`host:port`, no scheme):
+    /// `localhost:<port>` with the node endpoint, else the Ingress host,
+    /// else the Service's cluster IP and port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Hash of the rendered config the pods run with.

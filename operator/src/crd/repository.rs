@@ -28,6 +28,24 @@ use super::Condition;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        description = "Why Ready is what it is",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Tags",
+        type_ = "integer",
+        description = "Tags stored (from the registry)",
+        json_path = ".status.tagCount"
+    ),
+    printcolumn(
+        name = "Size",
+        type_ = "integer",
+        description = "Bytes stored (from the registry)",
+        json_path = ".status.sizeBytes"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -58,6 +76,7 @@ pub struct RepositorySpec {
 
     /// Storage quota (a Kubernetes quantity, e.g. `20Gi`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = super::bytes_rule())]
     pub quota: Option<String>,
 
     /// Tags matching these patterns cannot be overwritten or deleted.
@@ -100,7 +119,7 @@ impl RepoAction {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("size(self.users) + size(self.groups) + size(self.serviceAccounts) > 0").message("a grant needs at least one user, group or ServiceAccount")
+    validation = Rule::new("size(self.users) + size(self.groups) + size(self.serviceAccounts) > 0").message("a grant needs at least one user, group or ServiceAccount").field_path(".serviceAccounts")
 )]
 pub struct AccessGrant {
     /// Registry users (htpasswd names).
@@ -131,11 +150,12 @@ pub struct ServiceAccountRef {
 }
 
 /// Retention: which tags `berth retention` deletes, and when it runs.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionSpec {
     /// Cron schedule of the retention CronJob.
     #[serde(default = "default_retention_schedule")]
+    #[x_kube(validation = super::schedule_rule())]
     pub schedule: String,
     /// Keep the last N tags by push time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,10 +190,12 @@ pub struct RepositoryStatus {
     /// The generation of the spec last acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Number of tags (reported by the registry once it exports usage).
+    /// Tags in the repositories this one covers (reported by the registry,
+    /// refreshed on a schedule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_count: Option<i64>,
-    /// Bytes stored (reported by the registry once it exports usage).
+    /// Bytes they hold: each repository's blobs (once per repository) and
+    /// manifests, summed (reported by the registry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
     /// When the retention CronJob last ran (RFC 3339).
@@ -182,4 +204,8 @@ pub struct RepositoryStatus {
     /// Pull Secrets the operator maintains, as `namespace/name`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_secrets: Vec<String>,
+    /// Fingerprint of this Repository's rules as every ready registry pod
+    /// was last seen serving them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_rules: Option<String>,
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// is set.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(
-    validation = Rule::new("!(has(self.volume) && has(self.s3))").message("set either storage.volume or storage.s3, not both")
+    validation = Rule::new("!(has(self.volume) && has(self.s3))").message("set either storage.volume or storage.s3, not both").field_path(".s3")
 )]
 pub struct StorageSpec {
     /// A PersistentVolumeClaim mounted at the data directory.
@@ -21,12 +21,13 @@ pub struct StorageSpec {
 }
 
 /// A PersistentVolumeClaim for blobs and the embedded database.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeStorage {
     /// Requested size (a Kubernetes quantity). It can grow; the operator never
     /// shrinks or deletes a claim because the spec got smaller.
     #[serde(default = "default_volume_size")]
+    #[x_kube(validation = super::bytes_rule())]
     pub size: String,
     /// StorageClass of the claim; the cluster default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

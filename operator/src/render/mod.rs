@@ -35,12 +35,25 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use sha2::{Digest, Sha256};
 
+use crate::crd::Registry;
+
 /// The field manager of every server-side apply and the `managed-by` label.
 pub const MANAGER: &str = "berth-operator";
 
-/// Image of the registry when the spec names none: the operator's own version.
+/// The default of the operator's `--registry-image`: the Berth image of
+/// its own version. The chart passes its own image instead.
 pub fn default_image() -> String {
     format!("ghcr.io/berth-dev/berth:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The Registry as the operator runs it: with `image` (the operator's
+/// `--registry-image`) when the spec names none.
+pub fn with_default_image(reg: &Registry, image: &str) -> Registry {
+    let mut reg = reg.clone();
+    if reg.spec.image.as_deref().is_none_or(str::is_empty) {
+        reg.spec.image = Some(image.to_string());
+    }
+    reg
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,9 +11,10 @@ use berth_config::{FileError, PolicyFile, RepositorySettings};
 use super::{Action, Identity};
 use crate::pattern;
 
-/// A loaded, valid policy file.
+/// A loaded, valid policy file, with the SHA-256 of its bytes (what the
+/// operator compares with the policy it rendered).
 #[derive(Debug, Clone, Default)]
-pub struct Policy(PolicyFile);
+pub struct Policy(PolicyFile, String);
 
 impl Deref for Policy {
     type Target = PolicyFile;
@@ -25,11 +26,23 @@ impl Deref for Policy {
 
 impl Policy {
     pub fn parse(text: &str, path: &Path) -> Result<Self, FileError> {
-        PolicyFile::parse(text, path).map(Policy)
+        let sha256 = crate::oci::digest::Digest::of(crate::oci::digest::Algorithm::Sha256, text.as_bytes())
+            .hex()
+            .to_string();
+        PolicyFile::parse(text, path).map(|file| Policy(file, sha256))
     }
 
     pub fn load(path: &Path) -> Result<Self, FileError> {
-        PolicyFile::load(path).map(Policy)
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Lowercase hex SHA-256 of the file's bytes as loaded.
+    pub fn sha256(&self) -> &str {
+        &self.1
     }
 
     /// The per-repository settings the file lists.

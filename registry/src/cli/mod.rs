@@ -8,6 +8,7 @@ mod gc;
 mod ls;
 mod new_robot;
 mod registry_client;
+mod node_proxy;
 mod retention;
 mod serve;
 mod sif;
@@ -63,6 +64,10 @@ enum Command {
     /// Make a robot account: print a new random secret and the policy-file
     /// entry that holds its hash (only the hash goes in the policy).
     NewRobot(new_robot::Args),
+    /// Forward a node's localhost port to a registry (plain TCP): what the
+    /// operator runs on every node so that kubelets pull from
+    /// `localhost:<port>` with no node configuration.
+    NodeProxy(node_proxy::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -77,6 +82,7 @@ pub fn run() -> ExitCode {
         Command::Ls(args) => ls::run(args),
         Command::Sif(args) => sif::run(args),
         Command::NewRobot(args) => new_robot::run(args),
+        Command::NodeProxy(args) => node_proxy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

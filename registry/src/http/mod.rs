@@ -13,6 +13,7 @@ pub mod errors;
 mod library;
 mod manifests;
 pub mod observe;
+pub mod ops;
 pub mod range;
 mod referrers;
 mod request_id;

@@ -113,19 +113,30 @@ impl Drop for Done {
         // Last, so that a request no longer in flight is already counted.
         metrics::HTTP_IN_FLIGHT.dec();
         // A root event: the fields are all here, whatever span is current
-        // when the body finishes.
-        tracing::info!(
-            parent: None,
-            method = %self.method,
-            route = %self.route,
-            path = %self.path,
-            status = %status,
-            request_bytes = self.received.load(Ordering::Relaxed),
-            response_bytes = self.sent,
-            duration_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
-            request_id = %self.request_id,
-            "request"
-        );
+        // when the body finishes. Probes (the kubelet's, every few seconds
+        // per pod) only at debug.
+        macro_rules! request_line {
+            ($level:expr) => {
+                tracing::event!(
+                    parent: None,
+                    $level,
+                    method = %self.method,
+                    route = %self.route,
+                    path = %self.path,
+                    status = %status,
+                    request_bytes = self.received.load(Ordering::Relaxed),
+                    response_bytes = self.sent,
+                    duration_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
+                    request_id = %self.request_id,
+                    "request"
+                )
+            };
+        }
+        if route::is_probe(self.route) {
+            request_line!(tracing::Level::DEBUG);
+        } else {
+            request_line!(tracing::Level::INFO);
+        }
     }
 }
 

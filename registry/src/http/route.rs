@@ -148,6 +148,12 @@ pub fn labels() -> impl Iterator<Item = &'static str> {
     .chain(crate::ui::labels())
 }
 
+/// Whether a route label is a health probe (`/healthz`, `/readyz`): asked
+/// every few seconds by the kubelet, logged only at debug.
+pub fn is_probe(route: &str) -> bool {
+    route == HEALTHZ || route == READYZ
+}
+
 /// The route template of a request path, for metrics and logs: never a
 /// repository name, digest or tag.
 pub fn template(path: &str) -> &'static str {

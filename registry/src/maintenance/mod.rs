@@ -65,6 +65,24 @@ pub async fn usage(
     })
 }
 
+/// What the repositories `pattern` matches (a name, or a pattern of the
+/// policy file) hold, summed: the operator's view of a Repository.
+pub async fn pattern_usage(
+    meta: &dyn MetaStore,
+    pattern: &str,
+) -> Result<berth_config::ops::Usage, MetaError> {
+    let mut usage = berth_config::ops::Usage::default();
+    for r in meta.usage().await? {
+        if pattern::matches(pattern, &r.name) {
+            usage.repositories += 1;
+            usage.tags += r.tags;
+            usage.manifests += r.manifests;
+            usage.bytes += r.bytes;
+        }
+    }
+    Ok(usage)
+}
+
 /// Bytes a crash left behind that no live upload or publication owns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Leftovers {

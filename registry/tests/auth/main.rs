@@ -175,4 +175,5 @@ fn skopeo(args: &[&str]) -> std::process::Output {
 }
 
 mod identities;
+mod operations;
 mod tokens;

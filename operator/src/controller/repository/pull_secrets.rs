@@ -14,10 +14,10 @@ use crate::controller::api::{apply, delete_owned};
 use crate::controller::credentials::random_secret;
 use crate::controller::events::publish;
 use crate::controller::{Context, Error};
-use crate::crd::{Registry, Repository};
+use crate::crd::{Registry, Repository, ServiceAccountRef};
 use crate::render::{
-    Change, Changed, REPOSITORY_LABEL, add_image_pull_secret, granted_service_accounts,
-    pull_endpoint, pull_secret, remove_image_pull_secret, repository_label_value, robot_secret,
+    Change, Changed, Problem, REPOSITORY_LABEL, add_image_pull_secret, needs_robot,
+    pull_addresses, pull_secret, remove_image_pull_secret, repository_label_value, robot_secret,
     robot_secret_name, robot_user, service_account_missing,
 };
 
@@ -25,20 +25,30 @@ use crate::render::{
 /// changes in between.
 const REPLACE_TRIES: usize = 5;
 
-/// The robot credential and a pull Secret per granted ServiceAccount (or
-/// no robot without grants); removes the pull Secrets of grants that went
-/// away. Returns the pull Secrets, `namespace/name`, sorted.
+/// What [`apply_secrets`] made.
+pub(super) struct Applied {
+    /// The pull Secrets, `namespace/name`, sorted.
+    pub pull_secrets: Vec<String>,
+    /// The robot's password, when the Repository grants ServiceAccounts.
+    pub robot_password: Option<String>,
+}
+
+/// The robot credential (when the Repository grants ServiceAccounts) and a
+/// pull Secret per granted ServiceAccount whose namespace accepted the grant
+/// (`grants`); removes the pull Secrets of grants that went away (or lost
+/// their namespace's consent).
 pub(super) async fn apply_secrets(
     repo: &Repository,
     reg: &Registry,
+    grants: &[ServiceAccountRef],
     ctx: &Context,
     ns: &str,
     changes: &mut Vec<Changed>,
-    notes: &mut Vec<String>,
-) -> Result<Vec<String>, Error> {
-    let grants = granted_service_accounts(repo);
+    notes: &mut Vec<Problem>,
+) -> Result<Applied, Error> {
     let mut pull_secrets = Vec::new();
-    if grants.is_empty() {
+    let mut robot_password = None;
+    if !needs_robot(repo) {
         let secrets = Api::<Secret>::namespaced(ctx.client.clone(), ns);
         let name = robot_secret_name(&repo.name_any());
         if delete_owned(&secrets, &name, &repo.uid().unwrap_or_default()).await? {
@@ -46,11 +56,11 @@ pub(super) async fn apply_secrets(
         }
     } else {
         let password = ensure_robot(repo, ctx, ns, changes).await?;
-        let endpoint = pull_endpoint(reg);
+        let addresses = pull_addresses(reg);
         let user = robot_user(ns, &repo.name_any());
-        for sa in &grants {
+        for sa in grants {
             let sa_ns = sa.namespace.clone().unwrap_or_else(|| ns.to_string());
-            let secret = pull_secret(repo, &sa_ns, &endpoint, &user, &password);
+            let secret = pull_secret(repo, &sa_ns, &addresses, &user, &password);
             let secret_name = secret.name_any();
             let (_, c) = apply(&Api::namespaced(ctx.client.clone(), &sa_ns), &secret).await?;
             changes.push(Changed::of(&secret, c).in_namespace(&sa_ns));
@@ -65,6 +75,7 @@ pub(super) async fn apply_secrets(
                 None => notes.push(service_account_missing(&sa_ns, &sa.name, &secret_name)),
             }
         }
+        robot_password = Some(password);
     }
     pull_secrets.sort();
     pull_secrets.dedup();
@@ -73,7 +84,10 @@ pub(super) async fn apply_secrets(
     for (namespace, name) in remove_pull_secrets(repo, ctx, &keep).await? {
         changes.push(Changed::named::<Secret>(name, Change::Deleted).in_namespace(namespace));
     }
-    Ok(pull_secrets)
+    Ok(Applied {
+        pull_secrets,
+        robot_password,
+    })
 }
 
 /// The robot's password: from its Secret, or a new random one in a new

@@ -8,9 +8,11 @@ mod claim;
 mod config;
 mod mirrors;
 mod network;
+mod node_endpoint;
 mod pod;
 mod readiness;
 mod status;
+mod troubles;
 mod workload;
 
 pub use checks::*;
@@ -18,9 +20,11 @@ pub use claim::*;
 pub use config::*;
 pub use mirrors::*;
 pub use network::*;
+pub use node_endpoint::*;
 pub(crate) use pod::maintenance_cronjob;
 pub use readiness::*;
 pub use status::*;
+pub use troubles::*;
 pub use workload::*;
 
 use std::collections::BTreeMap;

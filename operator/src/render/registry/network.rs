@@ -134,10 +134,15 @@ pub fn service_monitor(reg: &Registry) -> Result<Option<serde_json::Value>, Rend
     })))
 }
 
-/// The address pods pull from: the Ingress host when there is one, else
-/// the Service's cluster IP (kubelets reach it; cluster DNS names they
-/// usually cannot resolve), else its DNS name.
+/// The address Pods put in image references: the node endpoint
+/// (`localhost:<port>`, plain HTTP that every container runtime accepts for
+/// localhost) when it is on; else the Ingress host; else the Service's
+/// cluster IP (kubelets reach it, but their runtime wants HTTPS there
+/// unless the node is configured for it), else its DNS name.
 pub fn endpoint(reg: &Registry, cluster_ip: Option<&str>) -> String {
+    if let Some(address) = super::node_endpoint_address(reg) {
+        return address;
+    }
     if let Some(ing) = &reg.spec.ingress {
         return ing.host.clone();
     }

@@ -9,13 +9,15 @@ use kube::ResourceExt;
 
 use berth_config::readyz;
 
-use super::{CONTAINER_PORT, Rollout};
+use super::{CONTAINER_PORT, NodeRollout, Rollout};
 use crate::crd::Registry;
 
-/// Whether to ask the pods at all: some wanted pod is not ready (or does
-/// not run the current spec yet). A rolled-out Registry costs no request.
-pub fn should_probe(reg: &Registry, rollout: Rollout) -> bool {
-    reg.spec.replicas > 0 && !rollout.complete(reg.spec.replicas)
+/// Whether to look at the pods at all: some wanted pod (of the registry or
+/// of the node endpoint) is not ready, or does not run the current spec yet.
+/// A rolled-out Registry costs no request.
+pub fn should_probe(reg: &Registry, rollout: Rollout, node: Option<NodeRollout>) -> bool {
+    reg.spec.replicas > 0
+        && !(rollout.complete(reg.spec.replicas) && node.is_none_or(|n| n.complete()))
 }
 
 /// A pod to ask: its name and where its `/readyz` is.
@@ -29,10 +31,15 @@ pub struct ProbeTarget {
 impl ProbeTarget {
     /// `http://ip:port/readyz` (IPv6 addresses in brackets).
     pub fn url(&self) -> String {
+        self.url_of("/readyz")
+    }
+
+    /// `http://ip:port<path>`.
+    pub fn url_of(&self, path: &str) -> String {
         if self.ip.contains(':') {
-            format!("http://[{}]:{}/readyz", self.ip, self.port)
+            format!("http://[{}]:{}{path}", self.ip, self.port)
         } else {
-            format!("http://{}:{}/readyz", self.ip, self.port)
+            format!("http://{}:{}{path}", self.ip, self.port)
         }
     }
 }
@@ -135,8 +142,9 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// A dependency the Registry's pods cannot reach: the reason of the
-/// Degraded (and Ready) condition and what to tell a person.
+/// What keeps the Registry's pods from serving (a dependency they cannot
+/// reach, an image that cannot be pulled, …): the reason of the Degraded
+/// (and Ready) condition and what to tell a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outage {
     /// `DatabaseUnreachable` or `StorageUnreachable`.

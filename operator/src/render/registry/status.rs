@@ -5,7 +5,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Resource, ResourceExt};
 
-use super::Outage;
+use super::{NodeRollout, Outage, node_endpoint_address, node_endpoint_name};
 use crate::crd::{Condition, Registry, RegistryStatus};
 use crate::render::{condition, degraded_unless_empty, merge_conditions, workload_name};
 
@@ -39,12 +39,14 @@ impl Rollout {
 }
 
 /// Ready, Progressing and Degraded after everything was applied: from the
-/// rollout, the endpoint pods pull from, the config hash the pods should
-/// run, the notes of what was kept against the spec, and the dependency the
-/// pods cannot reach, if any ([`super::dependency_outage`]).
+/// rollout of the pods and of the node endpoint (None when it is off), the
+/// endpoint pods pull from, the config hash the pods should run, the notes
+/// of what was kept against the spec, and what keeps the pods from serving,
+/// if known ([`super::dependency_outage`], [`super::pod_trouble`]).
 pub fn registry_conditions(
     reg: &Registry,
     rollout: Rollout,
+    node: Option<NodeRollout>,
     endpoint: &str,
     config_hash: &str,
     notes: &[String],
@@ -55,6 +57,7 @@ pub fn registry_conditions(
     let hash = config_hash.get(..12).unwrap_or(config_hash);
     let want = reg.spec.replicas;
     let Rollout { ready, updated, .. } = rollout;
+    let node_done = node.is_none_or(|n| n.complete());
     let (ready_c, progressing_c) = if want == 0 {
         (
             condition(
@@ -70,13 +73,18 @@ pub fn registry_conditions(
                 "nothing to roll out",
             ),
         )
-    } else if rollout.complete(want) {
+    } else if rollout.complete(want) && node_done {
+        let everywhere = if node_endpoint_address(reg).as_deref() == Some(endpoint) {
+            " (on every node)"
+        } else {
+            ""
+        };
         (
             condition(
                 "Ready",
                 true,
                 "Available",
-                format!("{ready} of {want} registry pods are ready; pull from {endpoint}"),
+                format!("{ready} of {want} registry pods are ready; pull from {endpoint}{everywhere}"),
             ),
             condition(
                 "Progressing",
@@ -103,6 +111,30 @@ pub fn registry_conditions(
                 format!("{updated} of {want} pods run the current config {hash}"),
             ),
         )
+    } else if let (true, Some(n)) = (rollout.complete(want), node) {
+        let daemonset = node_endpoint_name(&reg.name_any());
+        (
+            condition(
+                "Ready",
+                false,
+                "NodeEndpointNotReady",
+                format!(
+                    "{} of {} nodes serve {} (DaemonSet {ns}/{daemonset}; its pods need a namespace that allows hostNetwork); see `kubectl -n {ns} describe daemonset {daemonset}`",
+                    n.ready,
+                    n.desired,
+                    node_endpoint_address(reg).unwrap_or_default()
+                ),
+            ),
+            condition(
+                "Progressing",
+                true,
+                "RollingOut",
+                format!(
+                    "{} of {} nodes run the current node endpoint",
+                    n.updated, n.desired
+                ),
+            ),
+        )
     } else {
         (
             condition(
@@ -122,7 +154,7 @@ pub fn registry_conditions(
         )
     };
     let degraded_c = match outage {
-        // What the pods cannot reach first; what was kept against the spec after.
+        // What keeps the pods from serving first; what was kept against the spec after.
         Some(outage) => {
             let message = std::iter::once(outage.message.as_str())
                 .chain(notes.iter().map(String::as_str))
@@ -136,14 +168,19 @@ pub fn registry_conditions(
 }
 
 /// Whether the Registry needs no look before the periodic resync: rolled
-/// out, with nothing kept against the spec and every dependency answering.
+/// out (pods and node endpoint), with nothing kept against the spec and
+/// nothing keeping the pods from serving.
 pub fn registry_settled(
     reg: &Registry,
     rollout: Rollout,
+    node: Option<NodeRollout>,
     notes: &[String],
     outage: Option<&Outage>,
 ) -> bool {
-    rollout.complete(reg.spec.replicas) && notes.is_empty() && outage.is_none()
+    rollout.complete(reg.spec.replicas)
+        && node.is_none_or(|n| n.complete())
+        && notes.is_empty()
+        && outage.is_none()
 }
 
 /// Whether `outage` is new: the conditions do not report its reason yet

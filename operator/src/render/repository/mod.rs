@@ -3,13 +3,17 @@
 //! Registry serves.
 
 mod checks;
+mod consent;
 mod policy;
 mod service_accounts;
+mod serving;
 mod status;
 
 pub use checks::*;
+pub use consent::*;
 pub use policy::*;
 pub use service_accounts::*;
+pub use serving::*;
 pub use status::*;
 
 use std::collections::BTreeMap;
@@ -138,15 +142,19 @@ pub fn robot_secret(repo: &Repository, password: &str) -> Result<Secret, RenderE
     })
 }
 
-/// The `.dockerconfigjson` body for one registry endpoint.
-pub fn docker_config_json(endpoint: &str, user: &str, password: &str) -> String {
+/// The `.dockerconfigjson` body: the same credential for each address.
+pub fn docker_config_json(addresses: &[String], user: &str, password: &str) -> String {
     let auth = B64.encode(format!("{user}:{password}"));
-    serde_json::json!({
-        "auths": {
-            endpoint: {"username": user, "password": password, "auth": auth}
-        }
-    })
-    .to_string()
+    let auths: serde_json::Map<String, serde_json::Value> = addresses
+        .iter()
+        .map(|a| {
+            (
+                a.clone(),
+                serde_json::json!({"username": user, "password": password, "auth": auth}),
+            )
+        })
+        .collect();
+    serde_json::json!({ "auths": auths }).to_string()
 }
 
 /// The pull Secret a grant puts in a ServiceAccount's namespace. It has no
@@ -155,7 +163,7 @@ pub fn docker_config_json(endpoint: &str, user: &str, password: &str) -> String 
 pub fn pull_secret(
     repo: &Repository,
     namespace: &str,
-    endpoint: &str,
+    addresses: &[String],
     user: &str,
     password: &str,
 ) -> Secret {
@@ -172,18 +180,31 @@ pub fn pull_secret(
         type_: Some("kubernetes.io/dockerconfigjson".into()),
         data: Some(BTreeMap::from([(
             ".dockerconfigjson".into(),
-            ByteString(docker_config_json(endpoint, user, password).into_bytes()),
+            ByteString(docker_config_json(addresses, user, password).into_bytes()),
         )])),
         ..Default::default()
     }
 }
 
-/// The registry address a pull Secret names: what the Registry's status
-/// reports (the Service's cluster IP, or the Ingress host), else the
-/// Service's DNS name until the Registry has been reconciled.
-pub fn pull_endpoint(reg: &Registry) -> String {
-    reg.status
-        .as_ref()
-        .and_then(|s| s.endpoint.clone())
-        .unwrap_or_else(|| crate::render::endpoint(reg, None))
+/// The registry addresses a pull Secret has the credential for: the
+/// endpoint the Registry's status reports (what Pods put in image
+/// references: the node endpoint `localhost:<port>`, else the Ingress host,
+/// else the Service's cluster IP), else what it will report, and the
+/// Ingress host too when there is one.
+pub fn pull_addresses(reg: &Registry) -> Vec<String> {
+    let mut addresses = vec![
+        reg.status
+            .as_ref()
+            .and_then(|s| s.endpoint.clone())
+            .unwrap_or_else(|| crate::render::endpoint(reg, None)),
+    ];
+    if let Some(a) = crate::render::node_endpoint_address(reg) {
+        addresses.push(a);
+    }
+    if let Some(ing) = &reg.spec.ingress {
+        addresses.push(ing.host.clone());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    addresses.retain(|a| seen.insert(a.clone()));
+    addresses
 }

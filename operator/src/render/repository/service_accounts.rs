@@ -3,6 +3,8 @@
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, ServiceAccount};
 
+use crate::render::Problem;
+
 /// Adds `secret` to the account's imagePullSecrets; false when it is there.
 pub fn add_image_pull_secret(account: &mut ServiceAccount, secret: &str) -> bool {
     let list = account.image_pull_secrets.get_or_insert_with(Vec::new);
@@ -27,8 +29,11 @@ pub fn remove_image_pull_secret(account: &mut ServiceAccount, secret: &str) -> b
 }
 
 /// The note while a granted ServiceAccount does not exist.
-pub fn service_account_missing(namespace: &str, account: &str, secret: &str) -> String {
-    format!(
-        "ServiceAccount {namespace}/{account} does not exist yet: its pull Secret {secret} is ready and will be added when it appears"
+pub fn service_account_missing(namespace: &str, account: &str, secret: &str) -> Problem {
+    Problem::new(
+        "ServiceAccountNotFound",
+        format!(
+            "ServiceAccount {namespace}/{account} does not exist yet: its pull Secret {secret} is ready and will be added when it appears"
+        ),
     )
 }
