@@ -195,14 +195,24 @@ fn deployment_is_hardened_probed_and_resourced() {
             .map(|p| p.claim_name.as_str()),
         Some("hub-data")
     );
-    // Default image is the operator's own version.
-    let o = render(&registry("{}"));
-    let img = o.deployment.spec.unwrap().template.spec.unwrap().containers[0]
-        .image
-        .clone()
-        .unwrap();
+    // Without an image in the spec: the operator's (its --registry-image,
+    // the chart's image), else the Berth image of its own version.
+    let image_of = |reg: &Registry| {
+        render(reg).deployment.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    let img = image_of(&registry("{}"));
     assert_eq!(img, default_image());
     assert!(img.ends_with(env!("CARGO_PKG_VERSION")));
+    let chart = "registry.example/berth/berth:1.2.3";
+    assert_eq!(image_of(&with_default_image(&registry("{}"), chart)), chart);
+    assert_eq!(
+        image_of(&with_default_image(&registry("image: mine:1\n"), chart)),
+        "mine:1",
+        "the spec's own image wins"
+    );
 }
 
 #[test]
@@ -426,9 +436,15 @@ fn service_types_and_ingress() {
         .unwrap();
     assert_eq!(backend.name, "hub");
     assert_eq!(ing.tls.unwrap()[0].secret_name.as_deref(), Some("tls"));
+    // Pods pull from the node endpoint while it is on (the default)...
+    assert_eq!(endpoint(&reg, Some("10.0.0.7")), "localhost:5000");
+    assert_eq!(endpoint(&registry("{}"), Some("10.0.0.7")), "localhost:5000");
+    // ...else from the Ingress host, else from the Service.
+    let off = "nodeEndpoint: {enabled: false}\n";
+    let reg = registry(&format!("{off}ingress: {{host: reg.example.com}}\n"));
     assert_eq!(endpoint(&reg, Some("10.0.0.7")), "reg.example.com");
-    assert_eq!(endpoint(&registry("{}"), Some("10.0.0.7")), "10.0.0.7:5000");
-    assert_eq!(endpoint(&registry("{}"), None), "hub.team-a.svc:5000");
+    assert_eq!(endpoint(&registry(off), Some("10.0.0.7")), "10.0.0.7:5000");
+    assert_eq!(endpoint(&registry(off), None), "hub.team-a.svc:5000");
 }
 
 #[test]
@@ -574,7 +590,13 @@ fn retention_cronjob_and_pull_secret() {
     assert_eq!(sas[0].namespace.as_deref(), Some("build"));
     assert_eq!(sas[1].namespace.as_deref(), Some("team-a"));
 
-    let s = pull_secret(&repo, "build", "10.0.0.7:5000", "robot$team-a+ci", "pw");
+    let s = pull_secret(
+        &repo,
+        "build",
+        &["10.0.0.7:5000".to_string()],
+        "robot$team-a+ci",
+        "pw",
+    );
     assert_eq!(s.type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
     assert_eq!(s.namespace().as_deref(), Some("build"));
     assert!(s.metadata.owner_references.is_none());
