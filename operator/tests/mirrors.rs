@@ -156,8 +156,20 @@ fn nodes_get_a_hosts_toml_per_mirror() {
     );
     assert!(hub.contains("/etc/containerd/certs.d/docker.io/hosts.toml"));
 
+    // The node endpoint (on by default) is where nodes pull, plain HTTP on
+    // localhost, even with an Ingress.
     let tls = registry(&format!(
         "ingress: {{host: reg.example.com, tlsSecret: tls}}\n{MIRRORS}"
+    ));
+    let cm = containerd_hosts(&tls, &endpoint(&tls, None))
+        .expect("renders")
+        .expect("ConfigMap");
+    assert!(
+        cm.data.expect("data")["ghcr.io.hosts.toml"].contains("[host.\"http://localhost:5000\"]")
+    );
+    // Without it, the Ingress with TLS.
+    let tls = registry(&format!(
+        "ingress: {{host: reg.example.com, tlsSecret: tls}}\nnodeEndpoint: {{enabled: false}}\n{MIRRORS}"
     ));
     let cm = containerd_hosts(&tls, &endpoint(&tls, None))
         .expect("renders")

@@ -149,12 +149,15 @@ pub fn containerd_hosts_name(registry: &str) -> String {
 }
 
 /// The `hosts.toml` containerd reads from `/etc/containerd/certs.d/<name>/`:
-/// pulls of `<name>` images go to this Registry at `endpoint` first (with
+/// pulls of `<name>` images go to this Registry at `endpoint` first (its
+/// node endpoint `localhost:<port>` by default; with
 /// `?ns=<name>`, which the registry maps to its mirror), then to the
 /// upstream itself if this Registry cannot answer.
 pub fn hosts_toml(reg: &Registry, mirror: &MirrorSpec, endpoint: &str) -> String {
+    // The node endpoint (localhost) is plain HTTP; an Ingress with TLS is
+    // HTTPS.
     let scheme = match &reg.spec.ingress {
-        Some(i) if i.tls_secret.is_some() => "https",
+        Some(i) if i.tls_secret.is_some() && !reg.spec.node_endpoint.enabled => "https",
         _ => "http",
     };
     format!(
