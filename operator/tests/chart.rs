@@ -575,9 +575,9 @@ fn needed_rbac() -> BTreeSet<(String, String, String)> {
         ("networking.k8s.io", "ingresses"),
         ("policy", "poddisruptionbudgets"),
         ("monitoring.coreos.com", "servicemonitors"),
-        ("batch", "cronjobs"), // retention CronJob
-        ("", "secrets"),       // robot and pull Secrets
-        ("", "configmaps"),    // containerd hosts.toml, when the mirrors go
+        ("batch", "cronjobs"),  // retention CronJob
+        ("", "secrets"),        // robot and pull Secrets
+        ("", "configmaps"),     // containerd hosts.toml, when the mirrors go
         ("apps", "daemonsets"), // the node endpoint, when turned off
     ];
     let mut set = BTreeSet::new();

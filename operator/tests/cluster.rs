@@ -421,15 +421,16 @@ async fn cel_rules_reject_invalid_registries() {
             e => panic!("unexpected error {e}"),
         }
     }
-    for (spec, field) in [
-        (json!({"replicas": 2}), "<nil>"),
-    ] {
+    for (spec, field) in [(json!({"replicas": 2}), "<nil>")] {
         let reg: Registry = serde_json::from_value(json!({
             "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
             "metadata": {"name": "bad"}, "spec": spec,
         }))
         .expect("registry");
-        let err = api.create(&PostParams::default(), &reg).await.expect_err("rejected");
+        let err = api
+            .create(&PostParams::default(), &reg)
+            .await
+            .expect_err("rejected");
         assert!(!err.to_string().contains(field), "{err}");
     }
     // A petabyte and a descriptor are fine.
@@ -439,9 +440,15 @@ async fn cel_rules_reject_invalid_registries() {
         "spec": {"storage": {"volume": {"size": "1Pi"}}, "gc": {"schedule": "@weekly"}},
     }))
     .expect("registry");
-    api.create(&PostParams { dry_run: true, ..Default::default() }, &big)
-        .await
-        .expect("1Pi and @weekly are accepted");
+    api.create(
+        &PostParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &big,
+    )
+    .await
+    .expect("1Pi and @weekly are accepted");
     // And a good one with two replicas passes.
     let ok: Registry = serde_json::from_value(json!({
         "apiVersion": "berth.dev/v1alpha1", "kind": "Registry",
@@ -915,7 +922,11 @@ async fn repository_grants_pull_secrets_across_namespaces_and_cleans_up() {
     let secrets = Api::<Secret>::namespaced(client.clone(), "builds");
     assert!(secrets.get_opt(pull_name).await.expect("get").is_none());
     assert_eq!(
-        sas.get("runner").await.expect("sa").image_pull_secrets.map(|l| l.len()),
+        sas.get("runner")
+            .await
+            .expect("sa")
+            .image_pull_secrets
+            .map(|l| l.len()),
         Some(1),
         "the account is left alone"
     );
@@ -1020,7 +1031,9 @@ async fn repository_grants_pull_secrets_across_namespaces_and_cleans_up() {
         .patch(
             "builds",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "ops"}}})),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "ops"}}}),
+            ),
         )
         .await
         .expect("annotate");
@@ -1035,7 +1048,9 @@ async fn repository_grants_pull_secrets_across_namespaces_and_cleans_up() {
         .patch(
             "builds",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "*"}}})),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"berth.dev/accept-grants-from": "*"}}}),
+            ),
         )
         .await
         .expect("annotate");
@@ -1799,7 +1814,8 @@ async fn fake_registry_pod(
         async move { pods.create(&PostParams::default(), &pod).await.ok() }
     })
     .await;
-    let mut merged = json!({"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]});
+    let mut merged =
+        json!({"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]});
     for (k, v) in status.as_object().expect("status object") {
         merged[k] = v.clone();
     }
@@ -1832,7 +1848,11 @@ async fn a_repository_is_ready_once_every_registry_pod_serves_its_rules() {
     let ns = "serving";
     namespace(&client, ns).await;
     let fake = FakePod::start().await;
-    fake.answer("/status", 200, json!({"policy_sha256": "0".repeat(64)}).to_string());
+    fake.answer(
+        "/status",
+        200,
+        json!({"policy_sha256": "0".repeat(64)}).to_string(),
+    );
     fake.answer(
         "/usage",
         200,
@@ -1853,7 +1873,10 @@ async fn a_repository_is_ready_once_every_registry_pod_serves_its_rules() {
                  "access": [{"serviceAccounts": [{"name": "ci"}], "actions": ["pull", "push"]}]},
     }))
     .expect("repo");
-    repos.create(&PostParams::default(), &repo).await.expect("repo");
+    repos
+        .create(&PostParams::default(), &repo)
+        .await
+        .expect("repo");
 
     // No registry pod ready: not usable.
     let r = repository_condition(&client, ns, "app", "Ready", "RegistryNotReady").await;
@@ -1879,7 +1902,13 @@ async fn a_repository_is_ready_once_every_registry_pod_serves_its_rules() {
     let policy = wait_for("the policy with the robot", || {
         let cms = cms.clone();
         async move {
-            let p = cms.get("hub-config").await.ok()?.data?.get("policy.yaml")?.clone();
+            let p = cms
+                .get("hub-config")
+                .await
+                .ok()?
+                .data?
+                .get("policy.yaml")?
+                .clone();
             p.contains("robot$serving+app").then_some(p)
         }
     })
@@ -1916,7 +1945,10 @@ async fn a_repository_is_ready_once_every_registry_pod_serves_its_rules() {
         }
     })
     .await;
-    assert_eq!(with_usage.pull_secrets, [format!("{ns}/berth-pull-{ns}-app")]);
+    assert_eq!(
+        with_usage.pull_secrets,
+        [format!("{ns}/berth-pull-{ns}-app")]
+    );
     // Usage is read again on its schedule.
     fake.answer(
         "/usage",
@@ -1938,7 +1970,10 @@ async fn a_repository_is_ready_once_every_registry_pod_serves_its_rules() {
     for col in ["REASON", "TAGS", "SIZE"] {
         assert!(header.contains(col), "{table}");
     }
-    assert!(table.contains("Configured") && table.contains("5000"), "{table}");
+    assert!(
+        table.contains("Configured") && table.contains("5000"),
+        "{table}"
+    );
 }
 
 /// The node endpoint: a DaemonSet forwarding localhost:<port> to the
@@ -1964,11 +1999,19 @@ async fn the_node_endpoint_and_the_operators_image() {
     let c = &pod.containers[0];
     assert_eq!(c.image.as_deref(), Some(image));
     let args = c.args.clone().expect("args");
-    assert_eq!(args.last().map(String::as_str), Some(format!("{ip}:5000").as_str()));
+    assert_eq!(
+        args.last().map(String::as_str),
+        Some(format!("{ip}:5000").as_str())
+    );
     assert!(args.contains(&"127.0.0.1:15000".to_string()), "{args:?}");
     let dep = get_when(&Api::<Deployment>::namespaced(client.clone(), ns), "hub").await;
     assert_eq!(
-        dep.spec.expect("spec").template.spec.expect("pod").containers[0]
+        dep.spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers[0]
             .image
             .as_deref(),
         Some(image),
@@ -1981,7 +2024,13 @@ async fn the_node_endpoint_and_the_operators_image() {
     );
 
     // Another Registry on that port is refused; on another port it is fine.
-    create_registry(&client, ns, "second", json!({"nodeEndpoint": {"port": 15000}})).await;
+    create_registry(
+        &client,
+        ns,
+        "second",
+        json!({"nodeEndpoint": {"port": 15000}}),
+    )
+    .await;
     let r = registry_condition(&client, ns, "second", "Degraded", "NodePortInUse").await;
     let msg = &r.status.expect("status").conditions[0].message;
     assert!(msg.contains("Registry nodes/hub already"), "{msg}");
@@ -2014,7 +2063,10 @@ async fn the_node_endpoint_and_the_operators_image() {
         .expect("off");
     gone(&dss, "hub-node").await;
     let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
-    assert_eq!(reg.status.and_then(|s| s.endpoint), Some(format!("{ip}:5000")));
+    assert_eq!(
+        reg.status.and_then(|s| s.endpoint),
+        Some(format!("{ip}:5000"))
+    );
 }
 
 /// Why pods do not serve, from what Kubernetes says of them: an image that
@@ -2029,7 +2081,13 @@ async fn pods_that_do_not_serve_say_why() {
     namespace(&client, ns).await;
     let fake = FakePod::start().await;
     let _op = Operator::start(&[]);
-    create_registry(&client, ns, "hub", json!({"image": "registry.example/nope:1"})).await;
+    create_registry(
+        &client,
+        ns,
+        "hub",
+        json!({"image": "registry.example/nope:1"}),
+    )
+    .await;
     let reg = registry_condition(&client, ns, "hub", "Ready", "PodsNotReady").await;
     fake_registry_pod(
         &client,
@@ -2065,12 +2123,18 @@ async fn pods_that_do_not_serve_say_why() {
     nudge(1).await;
     let reg = registry_condition(&client, ns, "hub", "Ready", "ImagePullFailed").await;
     let conditions = reg.status.expect("status").conditions;
-    let degraded = conditions.iter().find(|c| c.type_ == "Degraded").expect("degraded");
-    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ImagePullFailed"));
+    let degraded = conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ImagePullFailed")
+    );
     assert!(
-        degraded
-            .message
-            .starts_with("pod hub-replica-a cannot pull image registry.example/nope:1: Back-off pulling image"),
+        degraded.message.starts_with(
+            "pod hub-replica-a cannot pull image registry.example/nope:1: Back-off pulling image"
+        ),
         "{}",
         degraded.message
     );

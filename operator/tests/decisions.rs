@@ -349,17 +349,31 @@ fn repository_conditions_and_status() {
 
     // Not usable yet: Ready false, Progressing true, nothing degraded.
     for (serving, reason, says) in [
-        (Serving::NotRendered, "PolicyPending", "not in the policy file of Registry team-a/hub yet"),
         (
-            Serving::Loading { serving: 1, pods: 3 },
+            Serving::NotRendered,
+            "PolicyPending",
+            "not in the policy file of Registry team-a/hub yet",
+        ),
+        (
+            Serving::Loading {
+                serving: 1,
+                pods: 3,
+            },
             "PolicyPending",
             "1 of 3 ready registry pod(s) of Registry team-a/hub serve its rules",
         ),
-        (Serving::NoPods, "RegistryNotReady", "no pod of Registry team-a/hub is ready"),
+        (
+            Serving::NoPods,
+            "RegistryNotReady",
+            "no pod of Registry team-a/hub is ready",
+        ),
     ] {
         let c = repository_conditions(&repo, 0, &[], &serving);
         let ready = condition_of(&c, "Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reason)
+        );
         assert!(ready.message.contains(says), "{}", ready.message);
         assert_eq!(condition_of(&c, "Progressing").status, "True");
         assert_eq!(condition_of(&c, "Degraded").status, "False");

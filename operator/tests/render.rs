@@ -198,7 +198,14 @@ fn deployment_is_hardened_probed_and_resourced() {
     // Without an image in the spec: the operator's (its --registry-image,
     // the chart's image), else the Berth image of its own version.
     let image_of = |reg: &Registry| {
-        render(reg).deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        render(reg)
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
             .image
             .clone()
             .unwrap()
@@ -438,7 +445,10 @@ fn service_types_and_ingress() {
     assert_eq!(ing.tls.unwrap()[0].secret_name.as_deref(), Some("tls"));
     // Pods pull from the node endpoint while it is on (the default)...
     assert_eq!(endpoint(&reg, Some("10.0.0.7")), "localhost:5000");
-    assert_eq!(endpoint(&registry("{}"), Some("10.0.0.7")), "localhost:5000");
+    assert_eq!(
+        endpoint(&registry("{}"), Some("10.0.0.7")),
+        "localhost:5000"
+    );
     // ...else from the Ingress host, else from the Service.
     let off = "nodeEndpoint: {enabled: false}\n";
     let reg = registry(&format!("{off}ingress: {{host: reg.example.com}}\n"));

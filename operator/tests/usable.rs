@@ -33,7 +33,10 @@ fn condition_of<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
 #[test]
 fn the_node_endpoint_forwards_localhost_to_the_service() {
     let reg = with_default_image(&registry("nodeEndpoint: {port: 5050}\n"), "berth:e2e");
-    assert_eq!(node_endpoint_address(&reg).as_deref(), Some("localhost:5050"));
+    assert_eq!(
+        node_endpoint_address(&reg).as_deref(),
+        Some("localhost:5050")
+    );
     assert_eq!(
         node_endpoint_upstream(&reg, Some("10.96.0.12")).as_deref(),
         Some("10.96.0.12:5000")
@@ -54,10 +57,18 @@ fn the_node_endpoint_forwards_localhost_to_the_service() {
         NODE_ENDPOINT_COMPONENT
     );
     let owner = &ds.metadata.owner_references.as_ref().expect("owner")[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Registry", "hub"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Registry", "hub")
+    );
     let spec = ds.spec.expect("spec");
     let selector = spec.selector.match_labels.expect("selector");
-    let pod_labels = spec.template.metadata.expect("meta").labels.expect("labels");
+    let pod_labels = spec
+        .template
+        .metadata
+        .expect("meta")
+        .labels
+        .expect("labels");
     for (k, v) in &selector {
         assert_eq!(pod_labels.get(k), Some(v), "the selector selects its pods");
     }
@@ -70,14 +81,20 @@ fn the_node_endpoint_forwards_localhost_to_the_service() {
     assert_eq!(pod.host_network, Some(true), "on the node's loopback");
     assert_eq!(pod.automount_service_account_token, Some(false));
     assert_eq!(
-        pod.tolerations.as_ref().expect("tolerations")[0].operator.as_deref(),
+        pod.tolerations.as_ref().expect("tolerations")[0]
+            .operator
+            .as_deref(),
         Some("Exists"),
         "on every node, tainted or not"
     );
     let sc = pod.security_context.expect("pod security");
     assert_eq!(sc.run_as_non_root, Some(true));
     let c = &pod.containers[0];
-    assert_eq!(c.image.as_deref(), Some("berth:e2e"), "the Registry's image");
+    assert_eq!(
+        c.image.as_deref(),
+        Some("berth:e2e"),
+        "the Registry's image"
+    );
     assert_eq!(
         c.args.clone().expect("args"),
         [
@@ -95,12 +112,22 @@ fn the_node_endpoint_forwards_localhost_to_the_service() {
     let csc = c.security_context.as_ref().expect("container security");
     assert_eq!(csc.read_only_root_filesystem, Some(true));
     assert_eq!(csc.allow_privilege_escalation, Some(false));
-    let probe = c.readiness_probe.as_ref().expect("probe").tcp_socket.clone().expect("tcp");
+    let probe = c
+        .readiness_probe
+        .as_ref()
+        .expect("probe")
+        .tcp_socket
+        .clone()
+        .expect("tcp");
     assert_eq!(probe.host.as_deref(), Some("127.0.0.1"));
 
     // Off: no DaemonSet, and Pods pull from the Service (or the Ingress).
     let off = registry("nodeEndpoint: {enabled: false}\n");
-    assert!(node_endpoint_daemonset(&off, "10.96.0.12:5000").expect("renders").is_none());
+    assert!(
+        node_endpoint_daemonset(&off, "10.96.0.12:5000")
+            .expect("renders")
+            .is_none()
+    );
     assert_eq!(node_endpoint_address(&off), None);
 }
 
@@ -128,8 +155,14 @@ fn ready_waits_for_the_node_endpoint_on_every_node() {
     };
     let node = NodeRollout::of(&daemonset(2, 2, 3, 2, 3));
     assert!(!node.complete());
-    assert!(!NodeRollout::of(&daemonset(2, 1, 3, 3, 3)).complete(), "an old generation");
-    assert!(NodeRollout::of(&daemonset(1, 1, 0, 0, 0)).complete(), "no node yet");
+    assert!(
+        !NodeRollout::of(&daemonset(2, 1, 3, 3, 3)).complete(),
+        "an old generation"
+    );
+    assert!(
+        NodeRollout::of(&daemonset(1, 1, 0, 0, 0)).complete(),
+        "no node yet"
+    );
     let c = registry_conditions(&reg, pods, Some(node), "localhost:5050", hash, &[], None);
     let ready = condition_of(&c, "Ready");
     assert_eq!(
@@ -137,7 +170,9 @@ fn ready_waits_for_the_node_endpoint_on_every_node() {
         ("False", "NodeEndpointNotReady")
     );
     assert!(
-        ready.message.starts_with("2 of 3 nodes serve localhost:5050 (DaemonSet team-a/hub-node;"),
+        ready
+            .message
+            .starts_with("2 of 3 nodes serve localhost:5050 (DaemonSet team-a/hub-node;"),
         "{}",
         ready.message
     );
@@ -148,7 +183,10 @@ fn ready_waits_for_the_node_endpoint_on_every_node() {
     let done = NodeRollout::of(&daemonset(2, 2, 3, 3, 3));
     let c = registry_conditions(&reg, pods, Some(done), "localhost:5050", hash, &[], None);
     let ready = condition_of(&c, "Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Available"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Available")
+    );
     assert_eq!(
         ready.message,
         "1 of 1 registry pods are ready; pull from localhost:5050 (on every node)"
@@ -174,8 +212,17 @@ fn one_registry_per_node_port() {
     at(&mut other_port, "c", "three", "u3", 50);
     let mut disabled = registry("nodeEndpoint: {enabled: false, port: 5050}\n");
     at(&mut disabled, "d", "four", "u4", 10);
-    let all = [first.clone(), second.clone(), other_port.clone(), disabled.clone()];
-    assert_eq!(node_port_conflict(&first, &all), None, "the older one keeps it");
+    let all = [
+        first.clone(),
+        second.clone(),
+        other_port.clone(),
+        disabled.clone(),
+    ];
+    assert_eq!(
+        node_port_conflict(&first, &all),
+        None,
+        "the older one keeps it"
+    );
     let p = node_port_conflict(&second, &all).expect("conflict");
     assert_eq!(p.reason, "NodePortInUse");
     assert_eq!(
@@ -297,12 +344,20 @@ fn pods_that_do_not_serve_say_why() {
         "{}",
         o.message
     );
-    let o = pod_trouble(&reg, std::slice::from_ref(&unbound), Some(&claim("Pending", Some("fast"))))
-        .expect("trouble");
+    let o = pod_trouble(
+        &reg,
+        std::slice::from_ref(&unbound),
+        Some(&claim("Pending", Some("fast"))),
+    )
+    .expect("trouble");
     assert!(o.message.contains("(StorageClass fast)"), "{}", o.message);
     // Bound (or no claim): the scheduler's reason as it is.
-    let o = pod_trouble(&reg, std::slice::from_ref(&unbound), Some(&claim("Bound", None)))
-        .expect("trouble");
+    let o = pod_trouble(
+        &reg,
+        std::slice::from_ref(&unbound),
+        Some(&claim("Bound", None)),
+    )
+    .expect("trouble");
     assert_eq!(o.reason, "PodsUnschedulable");
     let ports = unscheduled(
         "hub-node-x",
@@ -337,7 +392,10 @@ fn pods_that_do_not_serve_say_why() {
     );
     assert_eq!(condition_of(&c, "Ready").reason, "ClaimPending");
     let degraded = condition_of(&c, "Degraded");
-    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ClaimPending"));
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ClaimPending")
+    );
     assert!(!outage_is_new(&o, &c));
 }
 
@@ -362,14 +420,26 @@ fn grants_into_other_namespaces_need_their_consent() {
         "registry: hub\nname: app\naccess:\n- serviceAccounts: [{name: builder}, {namespace: team-b, name: default}, {namespace: team-c, name: default}, {namespace: team-d, name: runner}]\n  actions: [pull]\n",
     );
     assert_eq!(foreign_namespaces(&repo), ["team-b", "team-c", "team-d"]);
-    assert!(accepts_grants_from(&namespace("x", Some("team-a")), "team-a"));
-    assert!(accepts_grants_from(&namespace("x", Some("ops, team-a")), "team-a"));
+    assert!(accepts_grants_from(
+        &namespace("x", Some("team-a")),
+        "team-a"
+    ));
+    assert!(accepts_grants_from(
+        &namespace("x", Some("ops, team-a")),
+        "team-a"
+    ));
     assert!(accepts_grants_from(&namespace("x", Some("*")), "team-a"));
-    assert!(!accepts_grants_from(&namespace("x", Some("team-ab")), "team-a"));
+    assert!(!accepts_grants_from(
+        &namespace("x", Some("team-ab")),
+        "team-a"
+    ));
     assert!(!accepts_grants_from(&namespace("x", None), "team-a"));
 
     let found = BTreeMap::from([
-        ("team-b".to_string(), Some(namespace("team-b", Some("team-a")))),
+        (
+            "team-b".to_string(),
+            Some(namespace("team-b", Some("team-a"))),
+        ),
         ("team-c".to_string(), Some(namespace("team-c", None))),
         ("team-d".to_string(), None),
     ]);
@@ -389,13 +459,26 @@ fn grants_into_other_namespaces_need_their_consent() {
         refused[0].message,
         "namespace team-c has not accepted grants from namespace team-a: no pull Secret is written there and its ServiceAccounts are left alone until it does: `kubectl annotate namespace team-c berth.dev/accept-grants-from=team-a` (a comma-separated list of namespaces, or *)"
     );
-    assert!(refused[1].message.starts_with("namespace team-d does not exist"), "{}", refused[1].message);
+    assert!(
+        refused[1]
+            .message
+            .starts_with("namespace team-d does not exist"),
+        "{}",
+        refused[1].message
+    );
 
     // In status: not Ready, and Degraded says what team-c must do.
     let c = repository_conditions(&repo, 2, &refused, &Serving::Served { pods: 1 });
     let ready = condition_of(&c, "Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "GrantNotAccepted"));
-    assert!(ready.message.contains("kubectl annotate namespace team-c"), "{}", ready.message);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "GrantNotAccepted")
+    );
+    assert!(
+        ready.message.contains("kubectl annotate namespace team-c"),
+        "{}",
+        ready.message
+    );
     assert_eq!(condition_of(&c, "Degraded").reason, "GrantNotAccepted");
 }
 
@@ -445,15 +528,21 @@ fn a_repository_is_served_when_every_ready_pod_loaded_its_rules() {
     let other = repository("web", "registry: hub\nname: web\nvisibility: Public\n");
     let robots = BTreeMap::from([("team-a/ci".to_string(), "a".repeat(64))]);
     let mine = policy_file(&reg, std::slice::from_ref(&ci), &robots);
-    let whole = policy_yaml(&policy_file(&reg, &[ci.clone(), other.clone()], &robots), &reg)
-        .expect("yaml");
+    let whole = policy_yaml(
+        &policy_file(&reg, &[ci.clone(), other.clone()], &robots),
+        &reg,
+    )
+    .expect("yaml");
     let hash = sha256_hex(whole.as_bytes());
     let parsed = PolicyFile::parse(&whole, std::path::Path::new("p")).expect("parses");
     assert!(policy_contains(&parsed, &mine));
 
     // Without its robot yet, or without it at all: not rendered.
-    let before = policy_yaml(&policy_file(&reg, &[ci.clone(), other], &BTreeMap::new()), &reg)
-        .expect("yaml");
+    let before = policy_yaml(
+        &policy_file(&reg, &[ci.clone(), other], &BTreeMap::new()),
+        &reg,
+    )
+    .expect("yaml");
     assert_eq!(serving(Some(&before), &mine, &[]), Serving::NotRendered);
     assert_eq!(serving(None, &mine, &[]), Serving::NotRendered);
     // Rendered, no pod ready.
@@ -462,16 +551,25 @@ fn a_repository_is_served_when_every_ready_pod_loaded_its_rules() {
     let answers = [Some(hash.clone()), Some("old".to_string()), None];
     assert_eq!(
         serving(Some(&whole), &mine, &answers),
-        Serving::Loading { serving: 1, pods: 3 }
+        Serving::Loading {
+            serving: 1,
+            pods: 3
+        }
     );
     let answers = [Some(hash.clone()), Some(hash.clone())];
-    assert_eq!(serving(Some(&whole), &mine, &answers), Serving::Served { pods: 2 });
+    assert_eq!(
+        serving(Some(&whole), &mine, &answers),
+        Serving::Served { pods: 2 }
+    );
 
     // The fingerprint follows its own rules only.
     let again = policy_file(&reg, std::slice::from_ref(&ci), &robots);
     assert_eq!(rules_hash(&mine), rules_hash(&again));
     let new_robot = BTreeMap::from([("team-a/ci".to_string(), "b".repeat(64))]);
-    assert_ne!(rules_hash(&mine), rules_hash(&policy_file(&reg, &[ci], &new_robot)));
+    assert_ne!(
+        rules_hash(&mine),
+        rules_hash(&policy_file(&reg, &[ci], &new_robot))
+    );
 
     // Which pods are asked: running, ready, not terminating; their metrics port.
     let mut terminating = serving_pod("hub-d", true, "10.0.0.4", None);
@@ -490,8 +588,14 @@ fn a_repository_is_served_when_every_ready_pod_loaded_its_rules() {
     assert_eq!(
         got,
         [
-            ("hub-a".to_string(), "http://10.0.0.1:5001/status".to_string()),
-            ("hub-c".to_string(), "http://10.0.0.3:9000/status".to_string()),
+            (
+                "hub-a".to_string(),
+                "http://10.0.0.1:5001/status".to_string()
+            ),
+            (
+                "hub-c".to_string(),
+                "http://10.0.0.3:9000/status".to_string()
+            ),
         ]
     );
     // Which pods are nudged: those without the policy's hash yet.

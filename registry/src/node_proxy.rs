@@ -79,18 +79,18 @@ pub async fn serve(
 
 async fn forward(mut client: TcpStream, peer: SocketAddr, upstream: String) {
     let _ = client.set_nodelay(true);
-    let mut server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&upstream)).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::warn!(%upstream, error = %e, "cannot reach the registry");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(%upstream, "cannot reach the registry within {CONNECT_TIMEOUT:?}");
-            return;
-        }
-    };
+    let mut server =
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&upstream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(%upstream, error = %e, "cannot reach the registry");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%upstream, "cannot reach the registry within {CONNECT_TIMEOUT:?}");
+                return;
+            }
+        };
     let _ = server.set_nodelay(true);
     match tokio::io::copy_bidirectional(&mut client, &mut server).await {
         Ok((up, down)) => tracing::debug!(%peer, up, down, "connection closed"),
@@ -155,7 +155,10 @@ mod tests {
             .await
             .expect("the proxy stops once its connections are done")
             .unwrap();
-        assert!(TcpStream::connect(addr).await.is_err(), "no longer listening");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
     }
 
     #[tokio::test]

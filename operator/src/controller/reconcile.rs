@@ -139,7 +139,9 @@ pub async fn degraded<K: Reconcile>(
     let current = Api::<K>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&obj.name_any())
         .await?;
-    let conditions = current.as_ref().map_or(obj.conditions(), |c| c.conditions());
+    let conditions = current
+        .as_ref()
+        .map_or(obj.conditions(), |c| c.conditions());
     let new = !problem.already_reported(conditions);
     if new {
         warn!(

@@ -26,9 +26,10 @@ impl Deref for Policy {
 
 impl Policy {
     pub fn parse(text: &str, path: &Path) -> Result<Self, FileError> {
-        let sha256 = crate::oci::digest::Digest::of(crate::oci::digest::Algorithm::Sha256, text.as_bytes())
-            .hex()
-            .to_string();
+        let sha256 =
+            crate::oci::digest::Digest::of(crate::oci::digest::Algorithm::Sha256, text.as_bytes())
+                .hex()
+                .to_string();
         PolicyFile::parse(text, path).map(|file| Policy(file, sha256))
     }
 

@@ -48,8 +48,15 @@ async fn usage(State(state): State<AppState>, Query(q): Query<UsageQuery>) -> Re
     match maintenance::pattern_usage(state.registry.meta.as_ref(), &pattern).await {
         Ok(usage) => Json(usage).into_response(),
         Err(e) => {
-            tracing::warn!(error = crate::report::chain(&e), "usage: reading the metadata failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "metadata store unreachable").into_response()
+            tracing::warn!(
+                error = crate::report::chain(&e),
+                "usage: reading the metadata failed"
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata store unreachable",
+            )
+                .into_response()
         }
     }
 }

@@ -60,7 +60,10 @@ async fn operations_endpoints_report_the_policy_loaded_and_usage() {
     assert_eq!(all["manifests"], 2, "{body}");
     let (_, body) = ops(&s.server, "/usage?repository=ci%2Fa").await;
     let one: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((one["repositories"].as_u64(), one["tags"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (one["repositories"].as_u64(), one["tags"].as_u64()),
+        (Some(1), Some(2))
+    );
     // config + layer + manifest, each once in the repository.
     let bytes = one["bytes"].as_u64().unwrap();
     assert!(bytes > 20 && bytes < 2000, "{body}");
@@ -82,7 +85,10 @@ async fn without_a_policy_status_says_so() {
     let server = Server::start();
     let (status, body) = ops(&server, "/status").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"policy_sha256": null}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"policy_sha256": null})
+    );
 }
 
 #[tokio::test]
@@ -97,7 +103,11 @@ async fn probes_are_not_in_the_info_log() {
     // The /v2/ line shows the request log is on; the probes are not in it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.log().contains("path=/v2/") {
-        assert!(Instant::now() < deadline, "no request line: {}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "no request line: {}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let log = server.log();
@@ -117,7 +127,13 @@ impl NodeProxy {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("proxy.log");
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["node-proxy", "--listen", "127.0.0.1:0", "--upstream", upstream])
+            .args([
+                "node-proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+            ])
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -125,9 +141,17 @@ impl NodeProxy {
         let addr = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some(rest) = text.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().trim_end_matches(',').to_string();
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(',')
+                    .to_string();
             }
-            assert!(Instant::now() < deadline, "node-proxy did not start: {text}");
+            assert!(
+                Instant::now() < deadline,
+                "node-proxy did not start: {text}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         NodeProxy {
@@ -161,7 +185,10 @@ async fn node_proxy_forwards_and_the_token_realm_names_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let realm = format!("{base}/auth/token");
     assert!(
         challenge.starts_with(&format!("Bearer realm=\"{realm}\"")),

@@ -28,12 +28,12 @@ use super::reconcile::{self, Reconcile, degraded, failed_apply, write_status};
 use super::{Context, Error, RECHECK, RESYNC};
 use crate::crd::{Condition, Registry, RegistryStatus, Repository};
 use crate::render::{
-    self, Changed, NodeRollout, POLICY_HASH_ANNOTATION, Problem, RegistryObjects,
-    RegistryObserved, Rollout, SERVICE_MONITOR_CRD, keep_existing_claim, node_endpoint_daemonset,
-    node_endpoint_name, node_endpoint_upstream, node_port_conflict, outage_is_new, pod_trouble,
-    pods_to_nudge, policy_file, policy_yaml, registry_conditions, registry_settled,
-    registry_status, render_registry, service_monitor_crd_missing, service_monitor_resource,
-    sha256_hex, should_probe, with_default_image, workload_name,
+    self, Changed, NodeRollout, POLICY_HASH_ANNOTATION, Problem, RegistryObjects, RegistryObserved,
+    Rollout, SERVICE_MONITOR_CRD, keep_existing_claim, node_endpoint_daemonset, node_endpoint_name,
+    node_endpoint_upstream, node_port_conflict, outage_is_new, pod_trouble, pods_to_nudge,
+    policy_file, policy_yaml, registry_conditions, registry_settled, registry_status,
+    render_registry, service_monitor_crd_missing, service_monitor_resource, sha256_hex,
+    should_probe, with_default_image, workload_name,
 };
 
 /// The Registry controller: reconciles on changes of Registries, of the
@@ -144,7 +144,12 @@ async fn reconcile_registry(reg: &Registry, ctx: &Context, ns: &str) -> Result<A
     let pods = instance_pods(reg, ctx, ns).await?;
     let registry_pods: Vec<Pod> = pods
         .iter()
-        .filter(|p| p.labels().get("app.kubernetes.io/component").map(String::as_str) == Some("registry"))
+        .filter(|p| {
+            p.labels()
+                .get("app.kubernetes.io/component")
+                .map(String::as_str)
+                == Some("registry")
+        })
         .cloned()
         .collect();
     nudge(ctx, ns, &registry_pods, &sha256_hex(policy.as_bytes())).await?;
@@ -222,7 +227,9 @@ async fn instance_pods(reg: &Registry, ctx: &Context, ns: &str) -> Result<Vec<Po
         .into_iter()
         .filter(|p| {
             matches!(
-                p.labels().get("app.kubernetes.io/component").map(String::as_str),
+                p.labels()
+                    .get("app.kubernetes.io/component")
+                    .map(String::as_str),
                 Some("registry" | render::NODE_ENDPOINT_COMPONENT)
             )
         })
@@ -235,7 +242,8 @@ async fn instance_pods(reg: &Registry, ctx: &Context, ns: &str) -> Result<Vec<Po
 async fn nudge(ctx: &Context, ns: &str, pods: &[Pod], hash: &str) -> Result<(), Error> {
     let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
     for name in pods_to_nudge(pods, hash) {
-        let patch = serde_json::json!({"metadata": {"annotations": {POLICY_HASH_ANNOTATION: hash}}});
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {POLICY_HASH_ANNOTATION: hash}}});
         match api
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

@@ -21,15 +21,15 @@ use tracing::{debug, info};
 
 use super::api::apply_or_delete;
 use super::events::publish_changes;
-use super::reconcile::{self, Reconcile, degraded, failed_apply, write_status};
 use super::pods;
+use super::reconcile::{self, Reconcile, degraded, failed_apply, write_status};
 use super::{Context, Error, POLICY_POLL, RECHECK};
 use crate::crd::{Condition, Registry, Repository, RepositoryStatus};
 use crate::render::{
     self, Changed, Problem, RepositoryObserved, Serving, config_map_name, consented_grants,
-    foreign_namespaces, policy_file, registry_missing, repository_conditions,
-    repository_problem, repository_status, retention_cronjob_name, rules_hash, selector_labels,
-    serving, serving_pods, sha256_hex, source, with_default_image,
+    foreign_namespaces, policy_file, registry_missing, repository_conditions, repository_problem,
+    repository_status, retention_cronjob_name, rules_hash, selector_labels, serving, serving_pods,
+    sha256_hex, source, with_default_image,
 };
 
 /// Held while a Repository has pull Secrets in other namespaces.
@@ -168,8 +168,8 @@ async fn reconcile_repository(repo: &Repository, ctx: &Context, ns: &str) -> Res
         .await?
         .items;
     let targets = serving_pods(&pods);
-    let already_served = repo.status.as_ref().and_then(|s| s.served_rules.as_deref())
-        == Some(fingerprint.as_str());
+    let already_served =
+        repo.status.as_ref().and_then(|s| s.served_rules.as_deref()) == Some(fingerprint.as_str());
     let state = if already_served && !targets.is_empty() {
         // Seen served before; a pod started since loaded the current file,
         // which still holds them (checked by `serving` with every answer

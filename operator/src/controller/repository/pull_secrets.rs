@@ -16,9 +16,9 @@ use crate::controller::events::publish;
 use crate::controller::{Context, Error};
 use crate::crd::{Registry, Repository, ServiceAccountRef};
 use crate::render::{
-    Change, Changed, Problem, REPOSITORY_LABEL, add_image_pull_secret, needs_robot,
-    pull_addresses, pull_secret, remove_image_pull_secret, repository_label_value, robot_secret,
-    robot_secret_name, robot_user, service_account_missing,
+    Change, Changed, Problem, REPOSITORY_LABEL, add_image_pull_secret, needs_robot, pull_addresses,
+    pull_secret, remove_image_pull_secret, repository_label_value, robot_secret, robot_secret_name,
+    robot_user, service_account_missing,
 };
 
 /// Tries of a read-edit-replace of a ServiceAccount that someone else

@@ -84,7 +84,9 @@ pub fn registry_conditions(
                 "Ready",
                 true,
                 "Available",
-                format!("{ready} of {want} registry pods are ready; pull from {endpoint}{everywhere}"),
+                format!(
+                    "{ready} of {want} registry pods are ready; pull from {endpoint}{everywhere}"
+                ),
             ),
             condition(
                 "Progressing",

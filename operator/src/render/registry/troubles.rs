@@ -131,9 +131,8 @@ pub fn pod_trouble(
         let m = said.to_ascii_lowercase();
         m.contains("persistentvolumeclaim") || m.contains("persistent volume")
     };
-    let pending = claim.filter(|c| {
-        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
-    });
+    let pending =
+        claim.filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"));
     if let (Some(claim), true) = (pending, about_claims) {
         let ns = reg.namespace().unwrap_or_default();
         let class = match claim
@@ -141,9 +140,8 @@ pub fn pod_trouble(
             .as_ref()
             .and_then(|s| s.storage_class_name.as_deref())
         {
-            Some("") => {
-                "storageClassName \"\": only a PersistentVolume without a class binds it".to_string()
-            }
+            Some("") => "storageClassName \"\": only a PersistentVolume without a class binds it"
+                .to_string(),
             Some(c) => format!("StorageClass {c}"),
             None => "no storageClassName: the cluster's default StorageClass, if it has one".into(),
         };

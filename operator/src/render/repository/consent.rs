@@ -78,11 +78,7 @@ pub fn consented_grants(
     (accepted, refused.into_values().collect())
 }
 
-fn grant_not_accepted(
-    from: &str,
-    target: &str,
-    found: Option<&Option<Namespace>>,
-) -> Problem {
+fn grant_not_accepted(from: &str, target: &str, found: Option<&Option<Namespace>>) -> Problem {
     let message = match found {
         Some(Some(_)) => format!(
             "namespace {target} has not accepted grants from namespace {from}: no pull Secret is written there and its ServiceAccounts are left alone until it does: `kubectl annotate namespace {target} {ACCEPT_GRANTS_ANNOTATION}={from}` (a comma-separated list of namespaces, or *)"

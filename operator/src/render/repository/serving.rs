@@ -38,7 +38,10 @@ pub fn policy_contains(file: &PolicyFile, mine: &PolicyFile) -> bool {
     (!mine.anonymous_pull || file.anonymous_pull)
         && mine.robots.iter().all(|r| file.robots.contains(r))
         && mine.rules.iter().all(|r| file.rules.contains(r))
-        && mine.repositories.iter().all(|r| file.repositories.contains(r))
+        && mine
+            .repositories
+            .iter()
+            .all(|r| file.repositories.contains(r))
 }
 
 /// A fingerprint of one Repository's part of the policy, kept in its
@@ -124,7 +127,10 @@ pub fn pods_to_nudge(pods: &[Pod], hash: &str) -> Vec<String> {
     pods.iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
-            p.labels().get("app.kubernetes.io/component").map(String::as_str) == Some("registry")
+            p.labels()
+                .get("app.kubernetes.io/component")
+                .map(String::as_str)
+                == Some("registry")
         })
         .filter(|p| {
             !matches!(
