@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154 # berth, bench, commit are the callers'; $work is theirs
-# Helpers of bench/mirror.sh and bench/replicas.sh (sourced after
-# tests/lib.sh; they need $work, set by the script).
+# Helpers of the bench/ scripts (sourced after tests/lib.sh, which has
+# stop_pid; they need $work, set by the script).
 #
 # build_binaries ROOT: release builds of berth and berth-bench, copied into
 #   $work/bin (a rebuild in the clone during the run changes nothing); sets
@@ -11,7 +11,6 @@
 #   $work/loadavg (stopped with the script's other pids by stop_all).
 # load_summary: "mean X, max Y over N samples (every 5 s)".
 # machine: Markdown lines about the machine and the load during the run.
-# stop_pid PID: SIGTERM, SIGKILL after 10 s, waited for.
 # wait_http URL WHAT PID: until URL answers 200 or 401 (30 s), dying if PID exits.
 # splice_section FILE SECTION_FILE BEGIN END: replaces the lines from BEGIN to
 #   END in FILE with SECTION_FILE, or appends it.
@@ -56,21 +55,7 @@ load_summary() {
 machine() {
 	echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); $(uname -sr)"
 	echo "- Disk (data dirs in ${BENCH_TMP:-/var/tmp}): $(df --output=source "$work" | tail -1), $(df -h --output=fstype,size "$work" | tail -1 | xargs)"
-	echo "- Load average (1 min) during the run: $(load_summary). The machine is shared (another engineer's CI build ran at the same time); client, servers and stores share its $(nproc) cores."
-}
-
-stop_pid() {
-	local pid="$1" deadline=$((SECONDS + 10))
-	kill "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null; do
-		if ((SECONDS >= deadline)); then
-			log "pid $pid still running 10 s after SIGTERM; SIGKILL"
-			kill -9 "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 0.1
-	done
-	wait "$pid" 2>/dev/null || true
+	echo "- Load average (1 min) during the run: $(load_summary); client, servers and stores share its $(nproc) cores."
 }
 
 wait_http() {

@@ -30,6 +30,8 @@
 set -euo pipefail
 # shellcheck source=../tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -98,34 +100,11 @@ on_exit 'rm -rf "$work"'
 # PostgreSQL runs as the postgres user and must reach its directory in here.
 chmod 755 "$work"
 
-# Every process started below, stopped at exit (all signalled, then waited for).
-pids=()
-stop_all() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
+# Every process started below (in $pids), stopped at exit.
 on_exit stop_all
 
 # --- builds and peers -------------------------------------------------------
-log "building berth and berth-bench (release)"
-# Two invocations: built together, cargo would unify dependency features and
-# rebuild everything instead of reusing each package's own release build.
-(cd "$root" && cargo build --release -q -p berth-registry && cargo build --release -q -p berth-bench)
-# Copies, so that a rebuild in the clone during the run changes nothing here;
-# and what they were built from.
-mkdir -p "$work/bin"
-cp "$root/target/release/berth" "$root/target/release/berth-bench" "$work/bin/"
-berth="$work/bin/berth"
-bench="$work/bin/berth-bench"
-commit="$(cd "$root" && git rev-parse --short HEAD)"
-if [[ -n $(cd "$root" && git status --porcelain -- registry config bench/src Cargo.toml Cargo.lock) ]]; then
-	commit="$commit plus uncommitted changes in the working tree"
-fi
+build_binaries "$root"
 
 cache="${BERTH_TOOL_CACHE:-${HOME:-/root}/.cache/berth-tools}"
 dist_ver="${DISTRIBUTION_VERSION:-$(go list -m -versions github.com/distribution/distribution/v3 | tr ' ' '\n' | grep -E '^v3\.[0-9]+\.[0-9]+$' | sort -V | tail -1)}"
@@ -172,34 +151,7 @@ if [[ $backend == postgres-s3 ]]; then
 fi
 starts=0
 
-# wait_http URL WHAT PID: waits (30 s at most) until URL answers HTTP 200 or
-# 401; dies at once if PID (WHAT) exits.
-wait_http() {
-	wait_for 30 "$2 at $1" answers_http "$@"
-}
-answers_http() {
-	local code
-	code="$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)"
-	[[ $code == 200 || $code == 401 ]] && return 0
-	kill -0 "$3" 2>/dev/null || die "$2 exited before answering $1"
-	return 1
-}
 wait_for_interval=0.1
-
-# Stops a server we started, by PID (SIGTERM, then SIGKILL after 10 s).
-stop_pid() {
-	local pid="$1" deadline=$((SECONDS + 10))
-	kill "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null; do
-		if ((SECONDS >= deadline)); then
-			log "pid $pid still running 10 s after SIGTERM; SIGKILL"
-			kill -9 "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 0.1
-	done
-	wait "$pid" 2>/dev/null || true
-}
 
 distribution_config() {
 	# What the upstream example config sets, with filesystem storage.
@@ -307,17 +259,19 @@ drop_large_objects() {
 	[[ ! -d $d ]] || find "$d" -type f -size +1M -delete
 }
 
+# The cold-pull workload drops the page cache, which needs root.
+page_flag=()
+if [[ $(id -u) != 0 ]]; then
+	page_flag=(--keep-page-cache)
+	log "not root: the cold-pull workload runs with the page cache kept (its blobs are warm)"
+fi
+
 # --- machine limits -----------------------------------------------------------
 mib_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1048576 / s }'; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 
-loadlog="$work/loadavg"
-(while :; do
-	cut -d' ' -f1 /proc/loadavg >>"$loadlog"
-	sleep 5
-done) &
-pids+=("$!")
+start_load_sampler
 
 mkdir -p "$work/nginx/root/v2/bench/hot/manifests" "$work/nginx/tmp" "$work/results"
 big="$work/nginx/root/large.bin"
@@ -384,7 +338,7 @@ for ((r = 1; r <= rounds; r++)); do
 		log "round $r/$rounds: $s"
 		start_server "$s"
 		"$bench" run --base "$server_url" --server "$s" --pid "$server_pid" --round "$r" \
-			"${store_flags[@]}" --large-mib "$large_mib" "${list_flag[@]}" "${quick_flag[@]}" \
+			"${store_flags[@]}" --large-mib "$large_mib" "${list_flag[@]}" "${quick_flag[@]}" "${page_flag[@]}" \
 			--json "$work/results/$s-r$r.json" ||
 			log "berth-bench reported errors against $s (kept in the results)"
 		stop_pid "$server_pid"
@@ -393,6 +347,8 @@ for ((r = 1; r <= rounds; r++)); do
 		# 10,000 repositories took minutes on a busy machine and delayed the
 		# next server.
 		mv "$work/srv-$s" "$work/done-$s-r$r"
+		# Its large files go now (6 GiB a run; the disk is small).
+		find "$work/done-$s-r$r" -type f -size +1M -delete
 	done
 	[[ $backend == filesystem ]] || continue
 	log "round $r/$rounds: nginx ceiling"
@@ -431,32 +387,16 @@ if [[ $backend == postgres-s3 ]]; then
 fi
 
 # --- report -------------------------------------------------------------------
-load_summary="$(awk '{ s += $1; if ($1 > m) m = $1 } END { printf "mean %.2f, max %.2f over %d samples (every 5 s)", s / NR, m, NR }' "$loadlog")"
-disk_dev="$(df --output=source "$work" | tail -1)"
-machine() {
-	echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-	echo "- Memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-	echo "- Kernel: $(uname -sr)"
-	echo "- Disk (registry data dirs in ${BENCH_TMP:-/var/tmp}): $disk_dev, $(df -h --output=fstype,size "$work" | tail -1 | xargs)"
-	echo "- Load average during the run: $load_summary. The machine is shared with other agents; client and servers share its $(nproc) cores."
-}
 sections_begin="<!-- postgres-s3: begin (bench/run.sh --backend postgres-s3 replaces this section) -->"
 sections_end="<!-- postgres-s3: end -->"
-# splice_section FILE SECTION_FILE: replaces FILE's PostgreSQL + S3 section
-# (between the markers) with SECTION_FILE, or appends it.
-splice_section() {
-	python3 - "$1" "$2" "$sections_begin" "$sections_end" <<'PY'
-import os, sys
-path, section, begin, end = sys.argv[1], open(sys.argv[2]).read().strip("\n"), sys.argv[3], sys.argv[4]
-old = open(path).read() if os.path.exists(path) else ""
-i, j = old.find(begin), old.find(end)
-if i >= 0 and j > i:
-    new = old[:i] + section + old[j + len(end):]
-else:
-    new = old.rstrip("\n") + ("\n\n" if old else "") + section + "\n"
-open(path, "w").write(new)
-PY
-}
+chunked_mib="$([[ -n $quick ]] && echo 16 || echo 256)"
+cold_mib="$([[ -n $quick ]] && echo 32 || echo 1024)"
+cold_note="4 concurrent pulls (raw, byte counts checked) of distinct ${cold_mib} MiB blobs pushed just before"
+if ((${#page_flag[@]})); then
+	cold_note="$cold_note, page cache NOT dropped (not root)"
+else
+	cold_note="$cold_note, after \`sync\` and \`echo 3 > /proc/sys/vm/drop_caches\`"
+fi
 
 if [[ $backend == filesystem ]]; then
 	"$bench" report --out "$work/tables.md" --chart "$chart" --subject berth \
@@ -509,9 +449,10 @@ if [[ $backend == filesystem ]]; then
 		echo
 		echo "- large-push: one ${large_mib} MiB blob, POST then one streamed PUT ?digest= (the client generates it from a seeded PRNG; its digest is computed in an untimed first pass)."
 		echo "- large-pull: GET of that blob to a sink, hashing and verifying the digest while streaming; large-pull-raw: the same without hashing (comparable to nginx)."
-		echo "- chunked-upload: a blob in 5 MiB PATCH chunks with Content-Range, then PUT ?digest=; latencies are per PATCH."
+		echo "- chunked-upload: a $chunked_mib MiB blob in 5 MiB PATCH chunks with Content-Range, then PUT ?digest=; latencies are per PATCH. chunked-upload-1m / -64m: the same with 1 MiB and 64 MiB PATCHes (a new blob each)."
 		echo "- small-push / small-pull: concurrent clients each pushing images (HEAD, POST, PUT per blob: config + 3 layers; then the manifest), then pulling them back with digest checks; latencies are per image."
 		echo "- hot-get / hot-head: a manifest by tag at fixed concurrency for a fixed time; nginx serves the same bytes as a file."
+		echo "- cold-pull: $cold_note; hot-get-under-cold-pull: the hot-get load (same clients and concurrency) for exactly as long, its p99 the figure. warm-pull / hot-get-under-warm-pull: the same pulls again right after, with the blobs in the page cache — the control: what the pulls cost the hot load when no disk read is involved. The pulls' clients run at nice 19 on their own threads (the receiving end of a pull is another machine in real life; here it would otherwise take the CPU from the server and the hot clients it is measured against)."
 		echo "- catalog-* / tags-*: a registry with the set number of repositories (plus the few bench repositories) and a repository with that many tags; *-page-n100 is one request for the first page (n=100); *-full-n100 and *-full-n1000 are full listings paged with n=100 / n=1000, *-full a full listing with the server's default page size, each following Link headers; latency is one whole listing."
 		echo
 		echo "## Results"
@@ -534,7 +475,6 @@ if [[ -z $quick ]]; then
 	cp "$work"/results/*.json "$work"/write-amp/*.json "$results_dir/"
 fi
 list_count="${list_flag[1]:-$([[ -n $quick ]] && echo 300 || echo 10000)}"
-chunked_mib="$([[ -n $quick ]] && echo 16 || echo 256)"
 {
 	echo "$sections_begin"
 	echo
@@ -560,7 +500,8 @@ chunked_mib="$([[ -n $quick ]] && echo 16 || echo 256)"
 	echo "### Workloads"
 	echo
 	echo "- large-push / large-pull / large-pull-raw: one ${large_mib} MiB blob pushed with POST and one streamed PUT ?digest=, pulled with and without digest verification."
-	echo "- chunked-upload: a ${chunked_mib} MiB blob in 5 MiB PATCHes with Content-Range, then PUT ?digest=."
+	echo "- chunked-upload: a ${chunked_mib} MiB blob in 5 MiB PATCHes with Content-Range, then PUT ?digest=; chunked-upload-1m / -64m: 1 MiB and 64 MiB PATCHes."
+	echo "- cold-pull / warm-pull, hot-get-under-*: $cold_note, then again with the blobs cached, each beside the hot-get load (see the filesystem section)."
 	echo "- small-push / small-pull: concurrent clients pushing and pulling small images (config + 3 layers + manifest)."
 	echo "- hot-get / hot-head: one manifest by tag at fixed concurrency for a fixed time."
 	echo "- lists-setup, catalog-* / tags-*: $list_count repositories and a repository with $list_count tags, listed one page at a time and in full (n=100, n=1000, the server's default)."
@@ -576,6 +517,6 @@ chunked_mib="$([[ -n $quick ]] && echo 16 || echo 256)"
 if [[ -n $quick ]]; then
 	cp "$work/section.md" "$out"
 else
-	splice_section "$out" "$work/section.md"
+	splice_section "$out" "$work/section.md" "$sections_begin" "$sections_end"
 fi
 log "wrote $out and $chart"

@@ -40,6 +40,11 @@
 #   `trap 'exit 130' INT` and `trap 'exit 143' TERM`. A subshell that calls
 #   on_exit starts a list of its own (it never runs its parent's commands).
 #
+# stop_pid PID [WHAT]
+#   Stops a process the script started: SIGTERM, SIGKILL if it still runs
+#   10 s later (logged, naming WHAT), then reaps it if it is the shell's
+#   child. Returns at once if PID is gone already.
+#
 # free_port
 #   Prints a TCP port that is free on 127.0.0.1: the kernel's choice,
 #   through python3; without python3, a random port in 20000-59999 that
@@ -108,6 +113,22 @@ _lib_run_exit_cmds() {
 		eval "${_lib_exit_cmds[i]}" || true
 	done
 	exit "$exit_status"
+}
+
+# stop_pid PID [WHAT]: stops a process this script started (SIGTERM, then
+# SIGKILL after 10 s) and reaps it when it is our child.
+stop_pid() {
+	local pid="$1" what="${2:-pid $1}" deadline=$((SECONDS + 10))
+	kill -TERM "$pid" 2>/dev/null || return 0
+	while kill -0 "$pid" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			log "$what ($pid) still running 10 s after SIGTERM; SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null || true
 }
 
 free_port() {

@@ -3,6 +3,7 @@
 
 mod blobgen;
 mod client;
+mod cold;
 mod mirror;
 mod procstat;
 mod report;
@@ -70,6 +71,10 @@ pub struct Common {
     /// No progress bars (CI, logs).
     #[arg(long)]
     no_progress: bool,
+    /// The cold-pull workload leaves the page cache alone (its blobs are
+    /// then warm; for tests, and machines without root).
+    #[arg(long)]
+    keep_page_cache: bool,
 }
 
 #[derive(Subcommand)]
@@ -78,8 +83,8 @@ enum Cmd {
     Run {
         #[command(flatten)]
         common: Common,
-        /// Comma-separated subset of: large,small,hot,lists,chunked.
-        #[arg(long, default_value = "large,small,hot,lists,chunked")]
+        /// Comma-separated subset of: large,small,hot,lists,chunked,cold.
+        #[arg(long, default_value = "large,small,hot,lists,chunked,cold")]
         workloads: String,
     },
     /// The ceiling workloads against a static file server (nginx): a large
@@ -135,6 +140,7 @@ impl Common {
         if let Some(n) = self.list_count {
             cfg.list_count = n;
         }
+        cfg.drop_page_cache = !self.keep_page_cache;
         cfg
     }
 
@@ -217,7 +223,7 @@ async fn run(common: &Common, workloads: &str) -> anyhow::Result<bool> {
     let want: Vec<&str> = workloads.split(',').map(str::trim).collect();
     for w in &want {
         anyhow::ensure!(
-            ["large", "small", "hot", "lists", "chunked"].contains(w),
+            ["large", "small", "hot", "lists", "chunked", "cold"].contains(w),
             "unknown workload {w:?}"
         );
     }
@@ -248,6 +254,9 @@ async fn run(common: &Common, workloads: &str) -> anyhow::Result<bool> {
     }
     if want.contains(&"chunked") {
         results.extend(workloads::chunked(&ctx, round).await);
+    }
+    if want.contains(&"cold") {
+        results.extend(cold::cold(&ctx, round).await);
     }
     common.finish(results)
 }

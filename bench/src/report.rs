@@ -57,6 +57,8 @@ struct Agg {
     rss_mib: Option<f64>,
     store_cpu_s: Option<f64>,
     bytes: u64,
+    /// Each round's own result, by round number.
+    by_round: BTreeMap<u32, WorkloadResult>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -72,7 +74,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn aggregate(rs: &[&WorkloadResult]) -> Agg {
+fn aggregate(rounds: &[(u32, WorkloadResult)]) -> Agg {
+    let rs: Vec<&WorkloadResult> = rounds.iter().map(|(_, r)| r).collect();
     let m = |f: &dyn Fn(&WorkloadResult) -> f64| median(rs.iter().map(|r| f(r)).collect());
     let cpus: Vec<f64> = rs.iter().filter_map(|r| r.server_cpu_s).collect();
     let store_cpus: Vec<f64> = rs.iter().filter_map(|r| r.store_cpu_s).collect();
@@ -95,6 +98,7 @@ fn aggregate(rs: &[&WorkloadResult]) -> Agg {
         // Peak is the worst round, not the median.
         rss_mib: rss.into_iter().reduce(f64::max),
         bytes: rs.iter().map(|r| r.bytes).max().unwrap_or(0),
+        by_round: rounds.iter().cloned().collect(),
     }
 }
 
@@ -106,10 +110,14 @@ enum Metric {
     Wall,
     /// Lower is better: median latency of one (full) listing.
     P50,
+    /// Lower is better: tail latency of a load beside another.
+    P99,
 }
 
 fn metric(workload: &str) -> Metric {
     match workload {
+        w if w.starts_with("hot-get-under") => Metric::P99,
+        "cold-pull" | "warm-pull" => Metric::MibPerS,
         w if w.starts_with("large") || w.starts_with("chunked") => Metric::MibPerS,
         w if w.starts_with("small") || w == "lists-setup" => Metric::Wall,
         w if w.starts_with("hot") => Metric::OpsPerS,
@@ -125,6 +133,7 @@ impl Agg {
             Metric::OpsPerS => (self.ops_per_s, self.ops_per_s),
             Metric::Wall => (self.wall_s, 1.0 / self.wall_s.max(1e-9)),
             Metric::P50 => (self.p50, 1.0 / self.p50.max(1e-9)),
+            Metric::P99 => (self.p99, 1.0 / self.p99.max(1e-9)),
         }
     }
 }
@@ -135,6 +144,7 @@ fn metric_name(m: Metric) -> &'static str {
         Metric::OpsPerS => "req/s",
         Metric::Wall => "wall s",
         Metric::P50 => "p50 ms (one listing)",
+        Metric::P99 => "p99 ms",
     }
 }
 
@@ -143,6 +153,8 @@ const ORDER: &[&str] = &[
     "large-pull",
     "large-pull-raw",
     "chunked-upload",
+    "chunked-upload-1m",
+    "chunked-upload-64m",
     "small-push",
     "small-pull",
     "hot-get",
@@ -156,12 +168,16 @@ const ORDER: &[&str] = &[
     "tags-full-n100",
     "tags-full-n1000",
     "tags-full",
+    "cold-pull",
+    "hot-get-under-cold-pull",
+    "warm-pull",
+    "hot-get-under-warm-pull",
 ];
 
 type Table = BTreeMap<String, BTreeMap<String, Agg>>;
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let mut raw: BTreeMap<(String, String), Vec<WorkloadResult>> = BTreeMap::new();
+    let mut raw: BTreeMap<(String, String), Vec<(u32, WorkloadResult)>> = BTreeMap::new();
     for f in &args.files {
         let run: RunResult = serde_json::from_slice(
             &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
@@ -170,16 +186,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for r in run.results {
             raw.entry((run.server.clone(), r.workload.clone()))
                 .or_default()
-                .push(r);
+                .push((run.round, r));
         }
     }
     let mut table: Table = BTreeMap::new();
     for ((server, workload), rs) in &raw {
-        let refs: Vec<&WorkloadResult> = rs.iter().collect();
         table
             .entry(workload.clone())
             .or_default()
-            .insert(server.clone(), aggregate(&refs));
+            .insert(server.clone(), aggregate(rs));
     }
     let limits: BTreeMap<String, f64> = args
         .limits
@@ -406,7 +421,20 @@ fn write_targets(
             ));
         }
     }
-    writeln!(md, "\n## Targets (issue 13)\n")?;
+    target_table(md, "Targets (issue 13, medians over rounds)", rows)?;
+    target_table(
+        md,
+        "Targets (issue 26, every round)",
+        every_round_targets(table, &args.subject, peers),
+    )
+}
+
+fn target_table(
+    md: &mut String,
+    title: &str,
+    rows: Vec<(String, String, Option<bool>)>,
+) -> anyhow::Result<()> {
+    writeln!(md, "\n## {title}\n")?;
     writeln!(md, "| target | measured | met? |")?;
     writeln!(md, "|---|---|---|")?;
     for (t, m, ok) in rows {
@@ -418,6 +446,114 @@ fn write_targets(
         writeln!(md, "| {t} | {m} | {v} |")?;
     }
     Ok(())
+}
+
+/// The targets that must hold in each round, not only in the medians: the
+/// subject against the best peer of the same round.
+fn every_round_targets(
+    table: &Table,
+    subject: &str,
+    peers: &[String],
+) -> Vec<(String, String, Option<bool>)> {
+    let mut rows = Vec::new();
+    // (workload, target, check of (subject, best peer) in one round)
+    type Check = fn(&WorkloadResult, &WorkloadResult) -> (String, bool);
+    let vs_peer: [(&str, &str, Check); 3] = [
+        (
+            "chunked-upload",
+            "chunked upload (5 MiB PATCHes) ≥ 1.5x the fastest peer",
+            |b, p| {
+                let x = b.mib_per_s / p.mib_per_s.max(1e-9);
+                (
+                    format!("{:.0} vs {:.0} MiB/s ({x:.2}x)", b.mib_per_s, p.mib_per_s),
+                    x >= 1.5,
+                )
+            },
+        ),
+        (
+            "tags-full-n100",
+            "tags-full-n100 ≤ the fastest peer's time",
+            |b, p| {
+                (
+                    format!("{:.1} vs {:.1} ms", b.p50_ms, p.p50_ms),
+                    b.p50_ms <= p.p50_ms,
+                )
+            },
+        ),
+        (
+            "catalog-full-n100",
+            "catalog-full-n100 ≤ the fastest peer's time",
+            |b, p| {
+                (
+                    format!("{:.1} vs {:.1} ms", b.p50_ms, p.p50_ms),
+                    b.p50_ms <= p.p50_ms,
+                )
+            },
+        ),
+    ];
+    for (w, target, check) in vs_peer {
+        let Some(row) = table.get(w) else { continue };
+        let Some(subj) = row.get(subject) else {
+            continue;
+        };
+        let m = metric(w);
+        let mut measured = Vec::new();
+        let mut all = true;
+        for (round, b) in &subj.by_round {
+            let best = peers
+                .iter()
+                .filter_map(|p| row.get(p)?.by_round.get(round).map(|r| (p, r)))
+                .max_by(|x, y| score(m, x.1).total_cmp(&score(m, y.1)));
+            let Some((p, r)) = best else { continue };
+            let (text, ok) = check(b, r);
+            all &= ok;
+            measured.push(format!("r{round}: {text} ({p})"));
+        }
+        if !measured.is_empty() {
+            rows.push((target.to_string(), measured.join("; "), Some(all)));
+        }
+    }
+    if let Some(subj) = table
+        .get("hot-get-under-cold-pull")
+        .and_then(|r| r.get(subject))
+    {
+        let ok = subj.by_round.values().all(|r| r.p99_ms < 10.0 && r.ops > 0);
+        let measured: Vec<String> = subj
+            .by_round
+            .iter()
+            .map(|(round, r)| format!("r{round}: p99 {:.2} ms", r.p99_ms))
+            .collect();
+        rows.push((
+            "hot GET p99 < 10 ms while the cold blobs are pulled".into(),
+            measured.join("; "),
+            Some(ok),
+        ));
+    }
+    // Reported beside the peers, no target.
+    for w in ["cold-pull", "chunked-upload-1m", "chunked-upload-64m"] {
+        let Some(row) = table.get(w) else { continue };
+        let servers = std::iter::once(subject).chain(peers.iter().map(String::as_str));
+        let measured: Vec<String> = servers
+            .filter_map(|s| row.get(s).map(|a| format!("{s} {:.0} MiB/s", a.mib_per_s)))
+            .collect();
+        rows.push((
+            format!("{w} (median; reported, no target)"),
+            measured.join(", "),
+            None,
+        ));
+    }
+    rows
+}
+
+/// A round's "higher is better" score for the workload's metric.
+fn score(m: Metric, r: &WorkloadResult) -> f64 {
+    match m {
+        Metric::MibPerS => r.mib_per_s,
+        Metric::OpsPerS => r.ops_per_s,
+        Metric::Wall => 1.0 / r.wall_s.max(1e-9),
+        Metric::P50 => 1.0 / r.p50_ms.max(1e-9),
+        Metric::P99 => 1.0 / r.p99_ms.max(1e-9),
+    }
 }
 
 const FONT_PATHS: &[&str] = &[

@@ -2,6 +2,7 @@
 //! with the server's CPU time and peak RSS read around it when its PID is known.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -30,7 +31,13 @@ pub struct Config {
     pub list_reps: usize,
     pub list_budget: Duration,
     pub chunked_size: u64,
-    pub chunk_size: usize,
+    /// PATCH sizes of the chunked upload, each a workload of its own.
+    pub chunk_sizes: Vec<(&'static str, usize)>,
+    /// The cold-pull workload: this many distinct blobs of this size.
+    pub cold_blobs: usize,
+    pub cold_size: u64,
+    /// Drop the page cache before the cold pulls (needs root).
+    pub drop_page_cache: bool,
     pub setup_concurrency: usize,
     pub seed: u64,
 }
@@ -48,7 +55,14 @@ impl Config {
             list_reps: 20,
             list_budget: Duration::from_secs(15),
             chunked_size: 256 << 20,
-            chunk_size: 5 << 20,
+            chunk_sizes: vec![
+                ("chunked-upload", 5 << 20),
+                ("chunked-upload-1m", 1 << 20),
+                ("chunked-upload-64m", 64 << 20),
+            ],
+            cold_blobs: 4,
+            cold_size: 1 << 30,
+            drop_page_cache: true,
             setup_concurrency: 32,
             seed: 1,
         }
@@ -65,6 +79,7 @@ impl Config {
             list_reps: 3,
             list_budget: Duration::from_secs(3),
             chunked_size: 16 << 20,
+            cold_size: 32 << 20,
             ..Config::full()
         }
     }
@@ -378,27 +393,6 @@ pub async fn hot(ctx: &Ctx, path: &str, expect_len: u64) -> Vec<WorkloadResult> 
         let r = ctx
             .measured(name, || async {
                 let deadline = Instant::now() + dur;
-                let mut tasks = Vec::new();
-                for _ in 0..ctx.cfg.hot_concurrency {
-                    let (reg, method, path) = (ctx.reg.clone(), method.clone(), path.to_string());
-                    tasks.push(tokio::spawn(async move {
-                        let mut rec = Recorder::default();
-                        while Instant::now() < deadline {
-                            let t0 = Instant::now();
-                            match reg.fetch(method.clone(), &path).await {
-                                Ok(n) if method == Method::HEAD || n == expect_len => {
-                                    rec.bytes += n;
-                                    rec.ok(t0.elapsed());
-                                }
-                                Ok(n) => {
-                                    rec.err(format!("body of {n} bytes, expected {expect_len}"))
-                                }
-                                Err(e) => rec.err(e),
-                            }
-                        }
-                        rec
-                    }));
-                }
                 let ticker = {
                     let pb = pb.clone();
                     tokio::spawn(async move {
@@ -408,12 +402,11 @@ pub async fn hot(ctx: &Ctx, path: &str, expect_len: u64) -> Vec<WorkloadResult> 
                         }
                     })
                 };
-                let mut total = Recorder::default();
-                for t in tasks {
-                    if let Ok(r) = t.await {
-                        total.merge(r);
-                    }
-                }
+                let stop = Arc::new(AtomicBool::new(false));
+                let clients = hot_clients(ctx, method, path, expect_len, stop.clone());
+                tokio::time::sleep_until(deadline.into()).await;
+                stop.store(true, Ordering::Relaxed);
+                let total = join_recorders(clients).await;
                 ticker.abort();
                 total
             })
@@ -422,6 +415,54 @@ pub async fn hot(ctx: &Ctx, path: &str, expect_len: u64) -> Vec<WorkloadResult> 
         out.push(r);
     }
     out
+}
+
+/// The hot load: `hot_concurrency` clients sending `method` to `path` in a
+/// loop until `stop` is set, each recording its own latencies.
+pub fn hot_clients(
+    ctx: &Ctx,
+    method: Method,
+    path: &str,
+    expect_len: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Recorder>> {
+    (0..ctx.cfg.hot_concurrency)
+        .map(|_| {
+            let (reg, method, path, stop) = (
+                ctx.reg.clone(),
+                method.clone(),
+                path.to_string(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut rec = Recorder::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    match reg.fetch(method.clone(), &path).await {
+                        Ok(n) if method == Method::HEAD || n == expect_len => {
+                            rec.bytes += n;
+                            rec.ok(t0.elapsed());
+                        }
+                        Ok(n) => rec.err(format!("body of {n} bytes, expected {expect_len}")),
+                        Err(e) => rec.err(e),
+                    }
+                }
+                rec
+            })
+        })
+        .collect()
+}
+
+/// Waits for every task and merges what they recorded.
+pub async fn join_recorders(tasks: Vec<tokio::task::JoinHandle<Recorder>>) -> Recorder {
+    let mut total = Recorder::default();
+    for t in tasks {
+        match t.await {
+            Ok(r) => total.merge(r),
+            Err(e) => total.err(format!("client task failed: {e}")),
+        }
+    }
+    total
 }
 
 /// Creates `count` repositories (one image each) and one repository with
@@ -566,27 +607,33 @@ pub async fn lists(ctx: &Ctx) -> Vec<WorkloadResult> {
     out
 }
 
-/// A chunked upload: POST, PATCH with Content-Range per chunk, PUT ?digest=.
-/// Latencies are per PATCH.
+/// Chunked uploads: POST, PATCH with Content-Range per chunk, PUT ?digest=,
+/// once per chunk size. Latencies are per PATCH.
 pub async fn chunked(ctx: &Ctx, round: u32) -> Vec<WorkloadResult> {
-    let (size, chunk) = (ctx.cfg.chunked_size, ctx.cfg.chunk_size);
-    let seed = ctx.cfg.seed ^ 0xc4c ^ u64::from(round) << 32;
-    let pb = ctx.bar(size, "chunked-upload", true);
-    let r = ctx
-        .measured("chunked-upload", || async {
-            let mut rec = Recorder::default();
-            let res =
-                upload_chunked(&ctx.reg, "bench/chunked", seed, size, chunk, &mut rec, &pb).await;
-            if let Err(e) = res
-                && rec.errors == 0
-            {
-                rec.err(e);
-            }
-            rec
-        })
-        .await;
-    pb.finish();
-    vec![r]
+    let size = ctx.cfg.chunked_size;
+    let mut out = Vec::new();
+    for (i, &(name, chunk)) in ctx.cfg.chunk_sizes.iter().enumerate() {
+        // A distinct blob per chunk size and round: nothing is deduplicated.
+        let seed = ctx.cfg.seed ^ 0xc4c ^ u64::from(round) << 32 ^ (i as u64) << 48;
+        let pb = ctx.bar(size, name, true);
+        let r = ctx
+            .measured(name, || async {
+                let mut rec = Recorder::default();
+                let res =
+                    upload_chunked(&ctx.reg, "bench/chunked", seed, size, chunk, &mut rec, &pb)
+                        .await;
+                if let Err(e) = res
+                    && rec.errors == 0
+                {
+                    rec.err(e);
+                }
+                rec
+            })
+            .await;
+        pb.finish();
+        out.push(r);
+    }
+    out
 }
 
 /// Uploads the blob `(seed, size)` to `repo` in `chunk`-byte PATCHes with

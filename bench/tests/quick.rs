@@ -82,6 +82,8 @@ fn quick_run_against_berth_has_no_errors() {
     let json = out_dir.path().join("run.json");
     let out = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
         .args(["run", "--quick", "--no-progress", "--server", "berth"])
+        // Dropping the page cache would slow everything else on the machine.
+        .arg("--keep-page-cache")
         .args(["--base", &format!("http://{}", berth.addr)])
         .args(["--pid", &berth.child.id().to_string()])
         .args([
@@ -120,6 +122,12 @@ fn quick_run_against_berth_has_no_errors() {
         "catalog-full",
         "tags-full",
         "chunked-upload",
+        "chunked-upload-1m",
+        "chunked-upload-64m",
+        "cold-pull",
+        "hot-get-under-cold-pull",
+        "warm-pull",
+        "hot-get-under-warm-pull",
     ] {
         assert!(names.contains(&w), "workload {w} missing from {names:?}");
     }
@@ -138,6 +146,12 @@ fn quick_run_against_berth_has_no_errors() {
         .find(|r| r["workload"] == "large-pull")
         .expect("large-pull");
     assert_eq!(pull["bytes"], 16u64 << 20);
+    // Every cold blob was pulled whole, each time.
+    for w in ["cold-pull", "warm-pull"] {
+        let r = results.iter().find(|r| r["workload"] == w).expect(w);
+        assert_eq!(r["ops"], 4, "{r}");
+        assert_eq!(r["bytes"], 4 * (32u64 << 20), "{r}");
+    }
 }
 
 /// bench/mirror.sh's two steps against a plain berth: seed-image pushes an

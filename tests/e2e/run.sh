@@ -134,15 +134,6 @@ finish() {
 	if ((rc == 0)); then echo "e2e: PASSED" >&2; else echo "e2e: FAILED" >&2; fi
 	exit_status=$rc
 }
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	log "$2 ($1) ignored SIGTERM for 10 s; SIGKILL"
-	kill -KILL "$1" 2>/dev/null || true
-}
 on_exit finish
 trap 'exit 130' INT TERM
 

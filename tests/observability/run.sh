@@ -60,16 +60,6 @@ show_logs() {
 }
 on_exit '((exit_status == 0)) || show_logs'
 
-# stop_pid PID: SIGTERM, then SIGKILL after 5 s.
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || return 0
-	for _ in $(seq 1 50); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$1" 2>/dev/null || true
-}
-
 # ------------------------------------------------------------------ berth
 api="127.0.0.1:$(free_port)"
 berth_metrics="127.0.0.1:$(free_port)"
