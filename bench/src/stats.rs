@@ -11,6 +11,9 @@ pub struct Recorder {
     pub ops: u64,
     pub errors: u64,
     pub bytes: u64,
+    /// HTTP requests made, where a workload's operation is several (a
+    /// listing that follows Link headers); 0 where it does not count them.
+    pub requests: u64,
     pub first_error: Option<String>,
 }
 
@@ -22,6 +25,7 @@ impl Default for Recorder {
             ops: 0,
             errors: 0,
             bytes: 0,
+            requests: 0,
             first_error: None,
         }
     }
@@ -47,6 +51,7 @@ impl Recorder {
         self.ops += other.ops;
         self.errors += other.errors;
         self.bytes += other.bytes;
+        self.requests += other.requests;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -67,6 +72,7 @@ impl Recorder {
             ops: self.ops,
             errors: self.errors,
             bytes: self.bytes,
+            requests: self.requests,
             wall_s: secs,
             ops_per_s: self.ops as f64 / secs,
             mib_per_s: self.bytes as f64 / (1024.0 * 1024.0) / secs,
@@ -92,6 +98,9 @@ pub struct WorkloadResult {
     pub ops: u64,
     pub errors: u64,
     pub bytes: u64,
+    /// See `Recorder::requests` (absent in older result files).
+    #[serde(default)]
+    pub requests: u64,
     pub wall_s: f64,
     pub ops_per_s: f64,
     pub mib_per_s: f64,

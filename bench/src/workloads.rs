@@ -590,7 +590,10 @@ pub async fn lists(ctx: &Ctx) -> Vec<WorkloadResult> {
                     }
                     let t0 = Instant::now();
                     match ctx.reg.list(path, key, follow).await {
-                        Ok((n, _)) if n >= min_entries => rec.ok(t0.elapsed()),
+                        Ok((n, reqs)) if n >= min_entries => {
+                            rec.ok(t0.elapsed());
+                            rec.requests += reqs as u64;
+                        }
                         Ok((n, reqs)) => rec.err(format!(
                             "{n} entries in {reqs} requests, expected at least {min_entries}"
                         )),
