@@ -18,8 +18,8 @@
 # `upstream.test`): with the operator's hosts.toml on the node, a Pod's
 # `upstream.test/library/app:v1` is pulled through Berth, and again after the
 # upstream is stopped. A second Registry runs 2 replicas on PostgreSQL and
-# versitygw (on the node, tests/backends/up.sh): a push survives the deletion
-# of a registry Pod mid-upload, a Pod runs the image, `replicas: 3` scales up
+# versitygw (on the node, tests/backends/up.sh): a push survives every
+# registry Pod being replaced mid-upload, a Pod runs the image, `replicas: 3` scales up
 # without restarting the others, and a config change rolls every Pod while a
 # client pulls in a loop without a failure.
 #
@@ -566,10 +566,10 @@ ha_robot_may_push() {
 		curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $token" "http://$ha_addr/v2/$ha_repo/blobs/uploads/"
 }
 
-# A blob uploaded in two PATCHes with a registry Pod deleted between them:
-# the session is in PostgreSQL and the bytes in the bucket, so whichever
-# replica gets the next request finishes it. Then the image is pushed with
-# skopeo while the Deployment replaces the deleted Pod.
+# A blob uploaded in two PATCHes with every registry Pod replaced between
+# them: the session is in PostgreSQL and the bytes in the bucket, so the new
+# Pods finish an upload that none of them began. Then the image is pushed
+# with skopeo.
 ha_push_survives_a_pod() {
 	local token location code digest
 	# The Repository is Ready: the robot may push through either replica at
@@ -593,9 +593,13 @@ ha_push_survives_a_pod() {
 		-H 'Content-Range: 0-1048575' --data-binary @"$E2E_DIR/ha-part1" "$location" |
 		awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')"
 	[[ $location == /* ]] && location="http://$ha_addr$location"
-	local victim
-	victim="$(k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry -o name | head -n1)"
-	k delete -n "$ha_ns" "$victim" --wait=false >/dev/null
+	# Every Pod that may have taken the first PATCH goes, and is gone (its
+	# shutdown delay over) before the second: that one reaches a new Pod.
+	local old_pods
+	old_pods="$(k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry -o name | sort)"
+	# shellcheck disable=SC2086 # one argument per Pod
+	k delete -n "$ha_ns" $old_pods --wait=true --timeout 120s >/dev/null
+	wait_for 180 "2 new registry Pods Ready in $ha_ns" ha_new_pods_ready "$old_pods"
 	location="$(curl -fsS -o /dev/null -D - -X PATCH -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
 		-H 'Content-Range: 1048576-3145727' --data-binary @"$E2E_DIR/ha-part2" "$location" |
 		awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')"
@@ -604,7 +608,7 @@ ha_push_survives_a_pod() {
 	[[ $location == *\?* ]] && sep='&'
 	code="$(curl -sS -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $token" "$location${sep}digest=$digest")"
 	[[ $code == 201 ]] || {
-		log "closing the upload after $victim was deleted answered $code"
+		log "closing the upload on new Pods answered $code"
 		return 1
 	}
 	curl -fsS -H "Authorization: Bearer $token" "http://$ha_addr/v2/$ha_repo/blobs/$digest" | cmp -s - "$E2E_DIR/ha-blob" || {
@@ -613,7 +617,21 @@ ha_push_survives_a_pod() {
 	}
 	skopeo copy --quiet --retry-times 3 --dest-tls-verify=false --dest-creds "$ha_user:$ha_pass" \
 		"oci:$E2E_DIR/images/oci:hello" "docker://$ha_addr/$ha_repo:v1"
-	log "3 MiB blob in two PATCHes with $victim deleted between them: 201 and the same bytes back; image pushed"
+	log "3 MiB blob in two PATCHes, every registry Pod replaced between them ($(echo $old_pods)): 201 and the same bytes back; image pushed"
+}
+
+# ha_new_pods_ready OLD_PODS: two registry Pods Ready, none of them in
+# OLD_PODS (pod/NAME lines).
+ha_new_pods_ready() {
+	local ready
+	ready="$(k get pods -n "$ha_ns" -l app.kubernetes.io/component=registry -o json |
+		jq -r '.items[] | select(.metadata.deletionTimestamp == null)
+			| select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))
+			| "pod/\(.metadata.name)"' | sort)"
+	[[ $(grep -c . <<<"$ready") == 2 ]] && [[ -z $(comm -12 <(echo "$ready") <(echo "$1")) ]] || {
+		echo "ready: $(echo $ready)"
+		return 1
+	}
 }
 
 ha_pod_runs() {
@@ -829,7 +847,7 @@ step "mirror: a Pod pulls upstream.test through the Registry, again without the 
 step "wrong credentials: auth error, metric counted" wrong_credentials
 step "Repository deleted: Secrets gone, pull fails" repository_deleted
 step "replicas: 2 on PostgreSQL + versitygw (on the node)" ha_registry
-step "replicas: a push survives a registry Pod deleted mid-upload" ha_push_survives_a_pod
+step "replicas: a push survives every registry Pod replaced mid-upload" ha_push_survives_a_pod
 step "replicas: a Pod runs the image" ha_pod_runs
 step "replicas: 3, the running pods untouched" ha_scale_up
 step "replicas: a config change rolls them, pulls never fail" ha_rolling_config_change
