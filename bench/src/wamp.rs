@@ -168,8 +168,8 @@ async fn upload(ctx: &Ctx, case: &Case, seed: u64) -> anyhow::Result<()> {
     let res = match case.kind {
         Kind::Chunked(chunk) => {
             let mut rec = Recorder::default();
-            workloads::upload_chunked(reg, repo, seed, case.size, chunk as usize, &mut rec, &pb)
-                .await
+            let (chunks, digest) = workloads::chunks_of(seed, case.size, chunk as usize).await;
+            workloads::upload_chunked(reg, repo, &chunks, &digest, &mut rec, &pb).await
         }
         Kind::Patch | Kind::Put => {
             let size = case.size;
