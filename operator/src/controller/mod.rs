@@ -95,6 +95,23 @@ impl Error {
         "json",
     ];
 
+    /// A 404 from the API server, also inside a finalizer's error: what a
+    /// reconcile meets when its object (or one it writes) was just deleted.
+    pub fn is_not_found(&self) -> bool {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Error::Kube(kube::Error::Api(s)) => s.is_not_found(),
+            Error::Finalizer(f) => match f.as_ref() {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.is_not_found(),
+                F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s)) => {
+                    s.is_not_found()
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// The `error` label of the error metric.
     pub fn metric_label(&self) -> &'static str {
         match self {

@@ -93,6 +93,20 @@ pub async fn reconcile<K: Reconcile>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
             name: obj.name_any(),
         }),
     };
+    // Deleted while it was reconciled (its status write, or a finalizer
+    // patch, got a 404): nothing failed and nothing is left to do.
+    let result = match result {
+        Err(e) if e.is_not_found() && gone(&*obj, &ctx).await => {
+            debug!(
+                controller = K::CONTROLLER,
+                name = %obj.name_any(),
+                error = %e,
+                "deleted while reconciled"
+            );
+            Ok(Action::await_change())
+        }
+        other => other,
+    };
     match &result {
         Ok(_) => ctx.metrics.reconciled(K::CONTROLLER, start.elapsed()),
         Err(e) => {
@@ -108,6 +122,15 @@ pub async fn reconcile<K: Reconcile>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
         }
     }
     result
+}
+
+/// Whether `obj` no longer exists (a failed lookup counts as existing).
+async fn gone<K: Reconcile>(obj: &K, ctx: &Context) -> bool {
+    let Some(ns) = obj.namespace() else {
+        return false;
+    };
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    matches!(api.get_opt(&obj.name_any()).await, Ok(None))
 }
 
 /// Counts the error and requeues with backoff.
