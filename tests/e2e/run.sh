@@ -19,8 +19,8 @@
 # `upstream.test/library/app:v1` is pulled through Berth, and again after the
 # upstream is stopped. A second Registry runs 2 replicas on PostgreSQL and
 # versitygw (on the node, tests/backends/up.sh): a push survives every
-# registry Pod being replaced mid-upload, a Pod runs the image, `replicas: 3` scales up
-# without restarting the others, and a config change rolls every Pod while a
+# registry Pod being replaced mid-upload, a Pod runs the image, `replicas: 3`
+# scales up without restarting the others, and a config change rolls every Pod while a
 # client pulls in a loop without a failure.
 #
 #   tests/e2e/run.sh          on this machine (root): tests/cluster/ control
@@ -600,6 +600,8 @@ ha_push_survives_a_pod() {
 	# shellcheck disable=SC2086 # one argument per Pod
 	k delete -n "$ha_ns" $old_pods --wait=true --timeout 120s >/dev/null
 	wait_for 180 "2 new registry Pods Ready in $ha_ns" ha_new_pods_ready "$old_pods"
+	# The Service's rules follow the new endpoints a moment later.
+	wait_for 30 "the new Pods answering at $ha_addr" ha_answers
 	location="$(curl -fsS -o /dev/null -D - -X PATCH -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
 		-H 'Content-Range: 1048576-3145727' --data-binary @"$E2E_DIR/ha-part2" "$location" |
 		awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')"
@@ -618,6 +620,16 @@ ha_push_survives_a_pod() {
 	skopeo copy --quiet --retry-times 3 --dest-tls-verify=false --dest-creds "$ha_user:$ha_pass" \
 		"oci:$E2E_DIR/images/oci:hello" "docker://$ha_addr/$ha_repo:v1"
 	log "3 MiB blob in two PATCHes, every registry Pod replaced between them ($(echo $old_pods)): 201 and the same bytes back; image pushed"
+}
+
+# The registry answers /v2/ at the node endpoint (401 without credentials).
+ha_answers() {
+	local code
+	code="$(curl -s -o /dev/null -w '%{http_code}' "http://$ha_addr/v2/" || true)"
+	[[ $code == 401 || $code == 200 ]] || {
+		echo "GET /v2/ answered '$code'"
+		return 1
+	}
 }
 
 # ha_new_pods_ready OLD_PODS: two registry Pods Ready, none of them in
