@@ -102,7 +102,7 @@ fn aggregate(rounds: &[(u32, WorkloadResult)]) -> Agg {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Metric {
     MibPerS,
     OpsPerS,
@@ -662,4 +662,144 @@ fn chart(path: &PathBuf, table: &Table, servers: &[String]) -> anyhow::Result<()
     }
     root.present().map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(
+        workload: &str,
+        mib_per_s: f64,
+        p50_ms: f64,
+        p99_ms: f64,
+        requests: u64,
+    ) -> WorkloadResult {
+        WorkloadResult {
+            workload: workload.into(),
+            ops: 1,
+            errors: 0,
+            bytes: 0,
+            requests,
+            wall_s: 1.0,
+            ops_per_s: 1.0,
+            mib_per_s,
+            p50_ms,
+            p90_ms: p99_ms,
+            p99_ms,
+            max_ms: p99_ms,
+            server_cpu_s: None,
+            server_peak_rss_kib: None,
+            store_cpu_s: None,
+            first_error: None,
+        }
+    }
+
+    /// `rounds` per server: (server, [(round, result)]).
+    fn table(workload: &str, rounds: &[(&str, Vec<(u32, WorkloadResult)>)]) -> Table {
+        let mut t = Table::new();
+        for (server, rs) in rounds {
+            t.entry(workload.to_string())
+                .or_default()
+                .insert(server.to_string(), aggregate(rs));
+        }
+        t
+    }
+
+    fn verdict(rows: &[(String, String, Option<bool>)], starts: &str) -> Option<bool> {
+        rows.iter()
+            .find(|(t, _, _)| t.starts_with(starts))
+            .and_then(|(_, _, ok)| *ok)
+    }
+
+    #[test]
+    fn a_target_must_hold_in_every_round_not_only_in_the_median() {
+        let peers = vec!["dist".to_string()];
+        // Berth 2x distribution in rounds 1 and 3, 1.2x in round 2: the
+        // median is met, one round is not.
+        let t = table(
+            "chunked-upload",
+            &[
+                (
+                    "berth",
+                    vec![
+                        (1, result("chunked-upload", 400.0, 0.0, 0.0, 0)),
+                        (2, result("chunked-upload", 240.0, 0.0, 0.0, 0)),
+                        (3, result("chunked-upload", 400.0, 0.0, 0.0, 0)),
+                    ],
+                ),
+                (
+                    "dist",
+                    (1..=3)
+                        .map(|r| (r, result("chunked-upload", 200.0, 0.0, 0.0, 0)))
+                        .collect(),
+                ),
+            ],
+        );
+        let rows = every_round_targets(&t, "berth", &peers);
+        assert_eq!(verdict(&rows, "chunked upload"), Some(false), "{rows:?}");
+
+        let t = table(
+            "chunked-upload",
+            &[
+                (
+                    "berth",
+                    vec![(1, result("chunked-upload", 400.0, 0.0, 0.0, 0))],
+                ),
+                (
+                    "dist",
+                    vec![(1, result("chunked-upload", 200.0, 0.0, 0.0, 0))],
+                ),
+            ],
+        );
+        let rows = every_round_targets(&t, "berth", &peers);
+        assert_eq!(verdict(&rows, "chunked upload"), Some(true), "{rows:?}");
+    }
+
+    #[test]
+    fn a_listing_is_judged_whole_and_per_request() {
+        // 100 pages in 30 ms against one unpaged answer in 6 ms: slower
+        // whole, faster per request.
+        let t = table(
+            "tags-full-n100",
+            &[
+                (
+                    "berth",
+                    vec![(1, result("tags-full-n100", 0.0, 30.0, 31.0, 100))],
+                ),
+                ("dr", vec![(1, result("tags-full-n100", 0.0, 6.0, 7.0, 1))]),
+            ],
+        );
+        let rows = every_round_targets(&t, "berth", &["dr".to_string()]);
+        assert_eq!(
+            verdict(&rows, "tags-full-n100: one whole"),
+            Some(false),
+            "{rows:?}"
+        );
+        assert_eq!(
+            verdict(&rows, "tags-full-n100: time per request"),
+            Some(true),
+            "{rows:?}"
+        );
+    }
+
+    #[test]
+    fn hot_get_beside_cold_pulls_needs_p99_under_10_ms_each_round() {
+        let w = "hot-get-under-cold-pull";
+        let t = table(
+            w,
+            &[(
+                "berth",
+                vec![
+                    (1, result(w, 0.0, 1.0, 9.0, 0)),
+                    (2, result(w, 0.0, 1.0, 10.5, 0)),
+                ],
+            )],
+        );
+        let rows = every_round_targets(&t, "berth", &[]);
+        assert_eq!(verdict(&rows, "hot GET p99"), Some(false), "{rows:?}");
+        assert_eq!(metric(w), Metric::P99);
+        assert_eq!(metric("small-pull"), Metric::Wall);
+        assert_eq!(metric("cold-pull"), Metric::MibPerS);
+    }
 }

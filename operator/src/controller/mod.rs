@@ -172,4 +172,23 @@ mod tests {
             assert!(Error::METRIC_LABELS.contains(&e.metric_label()), "{e}");
         }
     }
+
+    fn api_error(code: u16) -> kube::Error {
+        let reason = if code == 404 { "NotFound" } else { "Conflict" };
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("x", reason).with_code(code),
+        ))
+    }
+
+    #[test]
+    fn a_404_is_seen_also_inside_a_finalizer_error() {
+        use kube::runtime::finalizer::Error as F;
+        assert!(Error::Kube(api_error(404)).is_not_found());
+        assert!(!Error::Kube(api_error(409)).is_not_found());
+        let wrapped = |e| Error::Finalizer(Box::new(e));
+        assert!(wrapped(F::ApplyFailed(Error::Kube(api_error(404)))).is_not_found());
+        assert!(wrapped(F::RemoveFinalizer(api_error(404))).is_not_found());
+        assert!(!wrapped(F::CleanupFailed(Error::Crypto("x".into()))).is_not_found());
+        assert!(!Error::Crypto("x".into()).is_not_found());
+    }
 }
